@@ -1,0 +1,170 @@
+"""Queueing and delivering outbox messages."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives
+from django.db import models, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from notifications.models import Channel, OutboxMessage, Status
+from notifications.sms import SmsError, get_provider
+
+log = logging.getLogger(__name__)
+
+
+def _about_fields(about: models.Model | None) -> dict[str, Any]:
+    if about is None:
+        return {}
+    return {"about_type": ContentType.objects.get_for_model(about), "about_id": about.pk}
+
+
+def _dispatch_after_commit(message: OutboxMessage) -> None:
+    from notifications.tasks import send_message
+
+    send_message.delay_on_commit(message.pk)
+
+
+def queue_email(
+    *,
+    to: str,
+    kind: str,
+    template: str,
+    context: dict[str, Any],
+    language: str = "en",
+    about: models.Model | None = None,
+    attachments: list[dict[str, str]] | None = None,
+) -> OutboxMessage:
+    """Render ``template``_subject.txt/.txt/.html in ``language`` and queue the e-mail.
+
+    Call inside the transaction of the change that causes it: the row commits
+    with that change and the dispatcher sends it after commit.
+    """
+    with translation.override(language):
+        subject = render_to_string(f"{template}_subject.txt", context).strip()
+        body_text = render_to_string(f"{template}.txt", context)
+        body_html = render_to_string(f"{template}.html", context)
+    message = OutboxMessage.objects.create(
+        channel=Channel.EMAIL, kind=kind, to=to, subject=" ".join(subject.split()),
+        body_text=body_text, body_html=body_html, attachments=attachments or [],
+        **_about_fields(about),
+    )
+    _dispatch_after_commit(message)
+    return message
+
+
+def queue_sms(
+    *, to: str, kind: str, text: str, about: models.Model | None = None
+) -> OutboxMessage:
+    message = OutboxMessage.objects.create(
+        channel=Channel.SMS, kind=kind, to=to, body_text=text, **_about_fields(about)
+    )
+    _dispatch_after_commit(message)
+    return message
+
+
+def claim(message_id: int) -> bool:
+    """Move one queued, due message to sending; True only for the one caller that did."""
+    now = timezone.now()
+    changed = OutboxMessage.objects.filter(
+        pk=message_id, status=Status.QUEUED, not_before__lte=now
+    ).update(status=Status.SENDING, claimed_at=now, attempts=models.F("attempts") + 1)
+    return changed == 1
+
+
+def deliver(message_id: int) -> str | None:
+    """Send one message if this caller wins the claim. Returns the final status."""
+    if not claim(message_id):
+        return None
+    message = OutboxMessage.objects.get(pk=message_id)
+    try:
+        if message.channel == Channel.EMAIL:
+            provider_id = _send_email(message)
+        else:
+            provider_id = get_provider().send(
+                to=message.to, text=message.body_text, reference=str(message.public_id)
+            )
+    except (SmsError, smtplib.SMTPException, OSError) as exc:
+        permanent = getattr(exc, "permanent", False) or isinstance(
+            exc, smtplib.SMTPRecipientsRefused
+        )
+        return _record_failure(message, str(exc) or exc.__class__.__name__, permanent=permanent)
+    message.status = Status.SENT
+    message.sent_at = timezone.now()
+    message.provider_id = provider_id
+    message.error = ""
+    message.save(update_fields=["status", "sent_at", "provider_id", "error"])
+    return message.status
+
+
+def _send_email(message: OutboxMessage) -> str:
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.body_text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[message.to],
+        headers={"X-Guichet-Message": str(message.public_id)},
+    )
+    if message.body_html:
+        email.attach_alternative(message.body_html, "text/html")
+    for item in message.attachments:
+        with default_storage.open(item["path"], "rb") as fh:
+            email.attach(item["name"], fh.read(), item.get("content_type"))
+    email.send(fail_silently=False)
+    return email.extra_headers["X-Guichet-Message"]
+
+
+def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> str:
+    if permanent or message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        message.status = Status.FAILED
+    else:
+        # Transient: back off (1, 4, 9… minutes) and let the sweeper retry.
+        message.status = Status.QUEUED
+        message.not_before = timezone.now() + timedelta(minutes=message.attempts**2)
+    message.error = error[:2000]
+    message.save(update_fields=["status", "error", "not_before"])
+    log.warning("outbox %s: %s (%s)", message.public_id, error, message.status)
+    return message.status
+
+
+def mark_bounced(*, provider_id: str, reason: str) -> int:
+    """Record a bounce reported by the mail server or SMS provider."""
+    return OutboxMessage.objects.filter(
+        provider_id=provider_id, status__in=[Status.SENT, Status.SENDING]
+    ).update(status=Status.BOUNCED, error=reason[:2000])
+
+
+def dispatch_due(*, limit: int = 500) -> int:
+    """Send queued messages whose time has come (retries, lost after-commit hooks).
+
+    Also returns messages stuck in "sending" for over an hour (a killed worker)
+    to the failed state with a note: their outcome is unknown, so they are
+    never resent blindly; staff see them on the customer page.
+    """
+    stale = timezone.now() - timedelta(hours=1)
+    OutboxMessage.objects.filter(status=Status.SENDING, claimed_at__lt=stale).update(
+        status=Status.FAILED, error="Outcome unknown: the sender stopped while sending."
+    )
+    ids = list(OutboxMessage.objects.due().order_by("not_before").values_list("pk", flat=True)[:limit])
+    sent = 0
+    for message_id in ids:
+        if deliver(message_id) is not None:
+            sent += 1
+    return sent
+
+
+@transaction.atomic
+def requeue(*, message: OutboxMessage) -> None:
+    """Staff ask to try a failed message again."""
+    OutboxMessage.objects.filter(pk=message.pk, status=Status.FAILED).update(
+        status=Status.QUEUED, not_before=timezone.now(), error=""
+    )
+    _dispatch_after_commit(message)

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import set_language
+from allauth.account.decorators import secure_admin_login
+
+from portal import activation
+
+# The admin signs in through allauth, so it gets the same rate limits and MFA.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+admin.site.site_header = "Guichet"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/activate/", activation.activate, name="activate"),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("office/", include("portal.office_urls")),
+    path("courier/", include("portal.courier_urls")),
+    path("", include("portal.customer_urls")),
+]
