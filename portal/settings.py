@@ -338,6 +338,8 @@ LOGGING = {
 # --- Tests ------------------------------------------------------------------
 
 if ENVIRONMENT == "test":
+    # One test database per run, so parallel runs on one server don't collide.
+    DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DB_NAME", f"test_guichet_{os.getpid()}")}
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", True)
     EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
