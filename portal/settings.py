@@ -73,6 +73,11 @@ if PRODUCTION:
         problems.append("SECRET_KEY must be set to a random value of 50+ characters")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS must list the host names served")
+    # The embedded servers keep their data inside the container: never in production.
+    if not envstr("DATABASE_URL"):
+        problems.append("DATABASE_URL must point at the PostgreSQL server")
+    if not envstr("REDIS_URL"):
+        problems.append("REDIS_URL must point at the Redis server")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 
@@ -239,6 +244,8 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 SESSION_COOKIE_SAMESITE = "Lax"
 if PRODUCTION:
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    # Container healthchecks and load balancers poll over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -276,9 +283,10 @@ LANGUAGES = [
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 USE_TZ = True
-TIME_ZONE = "UTC"
-# Business dates (due dates, deadlines) use the operator's zone.
+# Stored in UTC; shown, and business dates (due dates, deadlines) counted, in
+# the operator's zone.
 OPERATOR_TIME_ZONE = envstr("OPERATOR_TIME_ZONE", "Europe/Bucharest")
+TIME_ZONE = OPERATOR_TIME_ZONE
 OPERATOR_NAME = envstr("OPERATOR_NAME", "Guichet Utilities")
 OPERATOR_ADDRESS = envstr("OPERATOR_ADDRESS", "1 Main Street, 010101 Bucharest, Romania")
 
@@ -332,7 +340,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    # WeasyPrint logs every rendering step at INFO.
+    "loggers": {"pgserver": {"level": "WARNING"}, "weasyprint.progress": {"level": "WARNING"}},
 }
 
 # --- Tests ------------------------------------------------------------------

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.i18n import set_language
 from allauth.account.decorators import secure_admin_login
 
-from portal import activation
+from portal import activation, health
+from portal.i18n import set_language
 
 # The admin signs in through allauth, so it gets the same rate limits and MFA.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -16,5 +16,6 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("office/", include("portal.office_urls")),
     path("courier/", include("portal.courier_urls")),
+    path("health/", health.health, name="health"),
     path("", include("portal.customer_urls")),
 ]
