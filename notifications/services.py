@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from datetime import timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
@@ -92,11 +93,11 @@ def deliver(message_id: int) -> str | None:
             provider_id = get_provider().send(
                 to=message.to, text=message.body_text, reference=str(message.public_id)
             )
-    except (SmsError, smtplib.SMTPException, OSError) as exc:
-        permanent = getattr(exc, "permanent", False) or isinstance(
-            exc, smtplib.SMTPRecipientsRefused
-        )
-        return _record_failure(message, str(exc) or exc.__class__.__name__, permanent=permanent)
+    except SmsError as exc:
+        return _record_failure(message, str(exc), permanent=exc.permanent)
+    except (MissingAttachment, smtplib.SMTPException, OSError) as exc:
+        error, permanent = _describe_email_error(exc)
+        return _record_failure(message, error, permanent=permanent)
     message.status = Status.SENT
     message.sent_at = timezone.now()
     message.provider_id = provider_id
@@ -105,21 +106,62 @@ def deliver(message_id: int) -> str | None:
     return message.status
 
 
+class MissingAttachment(Exception):
+    """A file named in the message is gone from storage: trying again cannot help."""
+
+
+def _message_id(message: OutboxMessage) -> str:
+    """A Message-ID of our choosing: a bounce report quotes it, so it finds the row."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    return f"<{message.public_id}@{domain}>"
+
+
 def _send_email(message: OutboxMessage) -> str:
+    """Send over the configured backend; return the Message-ID as the provider's id."""
+    message_id = _message_id(message)
     email = EmailMultiAlternatives(
         subject=message.subject,
         body=message.body_text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[message.to],
-        headers={"X-Guichet-Message": str(message.public_id)},
+        headers={"Message-ID": message_id, "X-Guichet-Message": str(message.public_id)},
     )
     if message.body_html:
         email.attach_alternative(message.body_html, "text/html")
     for item in message.attachments:
-        with default_storage.open(item["path"], "rb") as fh:
-            email.attach(item["name"], fh.read(), item.get("content_type"))
+        try:
+            with default_storage.open(item["path"], "rb") as fh:
+                content = fh.read()
+        except FileNotFoundError:
+            raise MissingAttachment(f"Attachment missing from storage: {item['path']}") from None
+        email.attach(item["name"], content, item.get("content_type"))
     email.send(fail_silently=False)
-    return email.extra_headers["X-Guichet-Message"]
+    return message_id
+
+
+def _describe_email_error(exc: Exception) -> tuple[str, bool]:
+    """A readable reason, and whether it is final.
+
+    The mail server's 5xx answers about this message or its recipient are
+    final. 4xx answers, a refused login (our configuration: once fixed, every
+    waiting message should go) and network trouble are tried again later.
+    """
+    if isinstance(exc, MissingAttachment):
+        return str(exc), True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        answers = [(address, code, _text(text)) for address, (code, text) in exc.recipients.items()]
+        reason = "; ".join(f"{address}: {code} {text}" for address, code, text in answers)
+        return f"Recipient refused: {reason}", all(code >= 500 for _a, code, _t in answers)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"Mail server refused our login: {exc.smtp_code} {_text(exc.smtp_error)}", False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        permanent = exc.smtp_code >= 500
+        return f"Mail server answered {exc.smtp_code} {_text(exc.smtp_error)}", permanent
+    return f"Mail server unreachable: {exc or exc.__class__.__name__}", False
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> str:
@@ -153,10 +195,10 @@ def dispatch_due(*, limit: int = 500) -> int:
     OutboxMessage.objects.filter(status=Status.SENDING, claimed_at__lt=stale).update(
         status=Status.FAILED, error="Outcome unknown: the sender stopped while sending."
     )
-    ids = list(OutboxMessage.objects.due().order_by("not_before").values_list("pk", flat=True)[:limit])
+    due = OutboxMessage.objects.due().order_by("not_before").values_list("pk", flat=True)
     sent = 0
-    for message_id in ids:
-        if deliver(message_id) is not None:
+    for message_id in list(due[:limit]):
+        if deliver(message_id) == Status.SENT:
             sent += 1
     return sent
 

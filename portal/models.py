@@ -68,23 +68,31 @@ class CustomerKind(models.TextChoices):
     COMPANY = "company", _("Company")
 
 
-def _search_words(text: str) -> list[str]:
-    """Lower-cased words of a search box; a typed phone number counts as one word."""
+def _search_query(text: str) -> str | None:
+    """A to_tsquery expression: every typed word must start a word of the customer.
+
+    A typed phone number is one word, tried with and without its leading
+    zeros ("0721 000 111" and "721000111"), which also keeps postal codes
+    like "010101" findable.
+    """
     text = text.strip().lower()
-    if re.fullmatch(r"[+\d][\d\s().\-/]{5,}", text):
-        return [re.sub(r"\D", "", text).lstrip("0") or "0"]
-    return [w for w in re.findall(r"[\w@.\-]+", text) if w.strip(".-")]
+    if re.fullmatch(r"[+\d][\d\s().\-/]{3,}", text):
+        digits = re.sub(r"\D", "", text)
+        spellings = dict.fromkeys([digits, digits.lstrip("0")])
+        return " | ".join(f"'{s}':*" for s in spellings if s) or None
+    words = [w.strip(".-") for w in re.findall(r"[\w@.\-]+", text)]
+    words = [w for w in words if w][:8]
+    return " & ".join(f"'{w}':*" for w in words) or None
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
     def search(self, text: str) -> CustomerQuerySet:
         """Customers whose number, names, e-mail, phone, tax ids or address have
         words starting with every word typed (full-text prefix match)."""
-        words = _search_words(text)
-        if not words:
+        query = _search_query(text)
+        if query is None:
             return self.none()
-        raw = " & ".join(f"'{w.strip(chr(39))}':*" for w in words[:8])
-        return self.filter(search_vector=SearchQuery(raw, search_type="raw", config="simple"))
+        return self.filter(search_vector=SearchQuery(query, search_type="raw", config="simple"))
 
 
 class Customer(models.Model):

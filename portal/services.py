@@ -24,6 +24,7 @@ from portal.models import (
     Task,
     TaskKind,
     TaskPriority,
+    TaskStatus,
     User,
 )
 from portal.roles import Role
@@ -279,3 +280,38 @@ def save_representative(
            before=before or {}, after=snapshot(representative, representative_fields()),
            request=request)
     return representative
+
+
+# --- The staff work queue --------------------------------------------------------
+
+
+@transaction.atomic
+def take_task(*, task: Task, user: User, request: HttpRequest | None = None) -> Task:
+    """Assign an open task to ``user`` and mark it in progress."""
+    task = Task.objects.select_for_update().get(pk=task.pk)
+    if not task.is_open:
+        raise ServiceError(_("This task is closed; reopen it first."))
+    before = snapshot(task, ["assignee_id", "status"])
+    task.assignee = user
+    task.status = TaskStatus.IN_PROGRESS
+    task.save(update_fields=["assignee", "status"])
+    record(action="task.taken", actor=user, customer=task.customer, obj=task, before=before,
+           after=snapshot(task, ["assignee_id", "status"]), request=request)
+    return task
+
+
+@transaction.atomic
+def set_task_status(
+    *, task: Task, status: str, actor: User, request: HttpRequest | None = None
+) -> Task:
+    """Move a task to ``status``; closing stamps closed_at, reopening clears it."""
+    task = Task.objects.select_for_update().get(pk=task.pk)
+    if task.status == status:
+        return task
+    before = snapshot(task, ["status"])
+    task.status = status
+    task.closed_at = None if task.is_open else timezone.now()
+    task.save(update_fields=["status", "closed_at"])
+    record(action="task.status_changed", actor=actor, customer=task.customer, obj=task,
+           before=before, after=snapshot(task, ["status"]), request=request)
+    return task

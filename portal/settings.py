@@ -228,7 +228,7 @@ MFA_ADAPTER = "allauth.mfa.adapter.DefaultMFAAdapter"
 SESSION_COOKIE_AGE = envint("SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 ACTIVATION_VALID_DAYS = envint("ACTIVATION_VALID_DAYS", 30)
 ACTIVATION_MAX_ATTEMPTS = envint("ACTIVATION_MAX_ATTEMPTS", 5)
@@ -296,6 +296,11 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "var" / "staticfiles")))
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+# Outside production whitenoise serves straight from the source folders.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"  # never served directly: downloads go through scoped views
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 
 from portal.models import User
 from portal.roles import OFFICE_ROLES, Role
@@ -45,15 +46,17 @@ class StaffRequest(HttpRequest):
 
 def office_view(
     permission: str | None = None,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Guard an office view: non-staff get 404 (the office does not exist for
-    them), staff without ``permission`` get 403."""
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
+    """Guard an office view: customers get 404 (the office does not exist for
+    them); couriers and staff without ``permission`` get 403."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not is_office_user(request.user):
+                if is_courier(request.user):
+                    raise PermissionDenied
                 raise Http404
             if permission and not request.user.has_perm(permission):
                 raise PermissionDenied

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            "CREATE SEQUENCE portal_customer_number_seq START 100001",
+            "CREATE SEQUENCE portal_customer_number_seq START 1000001",
             "DROP SEQUENCE portal_customer_number_seq",
         ),
         migrations.CreateModel(

@@ -32,3 +32,8 @@ def test_it_finds_customers_by_number_name_phone_and_email(customer: Customer,
     assert list(Customer.objects.search("kowal krak")) == [other_customer]
     assert list(Customer.objects.search("nobody")) == []
     assert list(Customer.objects.search("&|!'")) == []
+
+
+def test_it_finds_customers_by_postal_code_with_leading_zero(customer: Customer) -> None:
+    assert list(Customer.objects.search("010101")) == [customer]
+    assert list(Customer.objects.search("+40 721 000 111")) == [customer]

@@ -116,7 +116,7 @@ def test_it_serves_the_courier_pages_to_couriers_only(
 def test_it_keeps_couriers_out_of_the_office(make_staff: Callable[[Role], User],
                                              client_for: Callable[[User], Client]) -> None:
     courier = make_staff(Role.COURIER)
-    assert client_for(courier).get("/office/").status_code == 404
+    assert client_for(courier).get("/office/").status_code == 403
 
 
 def test_it_sends_security_headers(alice: User, client_for: Callable[[User], Client]) -> None:

@@ -608,12 +608,13 @@ def test_it_answers_404_for_a_malformed_representative_id(
 # --- Query counts ---------------------------------------------------------------
 
 # Every portal page for a signed-in representative starts with:
-#   1. the user (auth middleware)
-#   2. the user's staff role groups (StaffMFAMiddleware, cached on the user)
-#   3. the current membership with its customer (access.customer_view)
-# and ends with the session save (SESSION_SAVE_EVERY_REQUEST, cached_db):
-#   4. SAVEPOINT, 5. UPDATE django_session, 6. RELEASE SAVEPOINT
-BASE_QUERIES = 6
+#   1. the session (database session engine)
+#   2. the user (auth middleware)
+#   3. the user's staff role groups (StaffMFAMiddleware, cached on the user)
+#   4. the current membership with its customer (access.customer_view)
+# and ends with the session save (SESSION_SAVE_EVERY_REQUEST):
+#   5. SAVEPOINT, 6. UPDATE django_session, 7. RELEASE SAVEPOINT
+BASE_QUERIES = 7
 
 
 @pytest.mark.parametrize("count", [2, 20])
@@ -628,7 +629,7 @@ def test_it_lists_representatives_in_constant_queries(
         customer_rep(customer, first_name=f"Rep{i}")
     client = client_for(alice)
     client.get(reverse("portal:home"))  # the session has chosen its customer
-    # 7. the representatives, 8. their memberships (prefetch)
+    # 8. the representatives, 9. their memberships (prefetch)
     with django_assert_num_queries(BASE_QUERIES + 2):
         response = client.get(reverse("portal:representatives"))
     assert len(response.context["representatives"]) == count
@@ -655,8 +656,8 @@ def test_it_shows_the_account_in_constant_queries(
         )
     client = client_for(alice)
     client.get(reverse("portal:home"))
-    # 7. the representatives, 8. their memberships (prefetch),
-    # 9. the change requests with who asked for them
+    # 8. the representatives, 9. their memberships (prefetch),
+    # 10. the change requests with who asked for them
     with django_assert_num_queries(BASE_QUERIES + 3):
         response = client.get(reverse("portal:account"))
     assert len(response.context["representatives"]) == count
