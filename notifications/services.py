@@ -31,7 +31,7 @@ def _about_fields(about: models.Model | None) -> dict[str, Any]:
 def _dispatch_after_commit(message: OutboxMessage) -> None:
     from notifications.tasks import send_message
 
-    send_message.delay_on_commit(message.pk)
+    send_message.delay_on_commit(message.pk)  # type: ignore[attr-defined]
 
 
 def queue_email(

@@ -55,9 +55,9 @@ class User(AbstractUser):
     )
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []  # type: ignore[misc]
 
-    objects = UserManager()  # type: ignore[misc]
+    objects = UserManager()  # type: ignore[misc,assignment]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.email
@@ -107,7 +107,9 @@ class Customer(models.Model):
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     company_name = models.CharField(_("company name"), max_length=200, blank=True)
     tax_id = models.CharField(
-        _("tax id"), max_length=32, blank=True,
+        _("tax id"),
+        max_length=32,
+        blank=True,
         help_text=_("Personal or company tax number (CNP/CUI, PESEL/NIP, codice fiscale, IČO)."),
     )
     vat_id = models.CharField(_("VAT id"), max_length=32, blank=True)
@@ -124,7 +126,8 @@ class Customer(models.Model):
         _("e-billing"), default=False, help_text=_("Invoices by e-mail instead of paper.")
     )
     consent_electronic_delivery = models.BooleanField(
-        _("electronic delivery"), default=False,
+        _("electronic delivery"),
+        default=False,
         help_text=_("Letters and notices delivered electronically instead of by post."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -141,8 +144,16 @@ class Customer(models.Model):
     objects = CustomerQuerySet.as_manager()
 
     BILLING_FIELDS = (
-        "kind", "first_name", "last_name", "company_name", "tax_id", "vat_id",
-        "street", "postal_code", "city", "country",
+        "kind",
+        "first_name",
+        "last_name",
+        "company_name",
+        "tax_id",
+        "vat_id",
+        "street",
+        "postal_code",
+        "city",
+        "country",
     )
 
     class Meta:
@@ -159,6 +170,13 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.search_text = self.build_search_text()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "search_text", "updated_at"}
+        super().save(*args, **kwargs)
 
     @property
     def name(self) -> str:
@@ -193,9 +211,17 @@ class Customer(models.Model):
 
     def build_search_text(self) -> str:
         parts = [
-            self.number, self.number.lstrip("C").lstrip("0"), self.first_name, self.last_name,
-            self.company_name, self.email, self.street, self.postal_code, self.city,
-            self.tax_id, self.vat_id,
+            self.number,
+            self.number.lstrip("C").lstrip("0"),
+            self.first_name,
+            self.last_name,
+            self.company_name,
+            self.email,
+            self.street,
+            self.postal_code,
+            self.city,
+            self.tax_id,
+            self.vat_id,
         ]
         if "@" in self.email:
             parts += self.email.split("@", 1)  # "ana@ex" finds ana@example.com
@@ -204,13 +230,6 @@ class Customer(models.Model):
             # "+40 721 000 111", "0721 000 111" and "721 000 111" all find it.
             parts += [digits, digits[2:] if self.mobile.startswith("+") else digits.lstrip("0")]
         return " ".join(p for p in parts if p).lower()
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.search_text = self.build_search_text()
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "search_text", "updated_at"}
-        super().save(*args, **kwargs)
 
     def billing_data(self) -> dict[str, str]:
         return {field: getattr(self, field) for field in self.BILLING_FIELDS}
@@ -229,7 +248,10 @@ class Representative(models.Model):
     email = models.EmailField(_("e-mail"), blank=True)
     phone = models.CharField(_("phone"), max_length=20, blank=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="representations",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -360,18 +382,27 @@ class Task(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     subject = models.CharField(_("subject"), max_length=200)
-    kind = models.CharField(_("type"), max_length=32, choices=TaskKind.choices,
-                            default=TaskKind.GENERAL)
+    kind = models.CharField(
+        _("type"), max_length=32, choices=TaskKind.choices, default=TaskKind.GENERAL
+    )
     customer = models.ForeignKey(
         Customer, models.CASCADE, null=True, blank=True, related_name="tasks"
     )
     team = models.ForeignKey(
-        Group, models.SET_NULL, null=True, blank=True, related_name="tasks",
+        Group,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tasks",
         verbose_name=_("team"),
     )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
-        related_name="assigned_tasks", verbose_name=_("assignee"),
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tasks",
+        verbose_name=_("assignee"),
     )
     priority = models.IntegerField(
         _("priority"), choices=TaskPriority.choices, default=TaskPriority.NORMAL
@@ -460,7 +491,8 @@ class ChangeRequest(models.Model):
         constraints = [
             # At most one pending request per customer: a second would race the first.
             models.UniqueConstraint(
-                fields=["customer"], condition=models.Q(status="pending"),
+                fields=["customer"],
+                condition=models.Q(status="pending"),
                 name="changerequest_one_pending",
             ),
         ]
@@ -472,15 +504,16 @@ class ChangeRequest(models.Model):
         """(label, before, after) for each field the request changes."""
         rows = []
         for field, new in self.after.items():
-            label = str(Customer._meta.get_field(field).verbose_name)
+            label = str(getattr(Customer._meta.get_field(field), "verbose_name", field))
             rows.append((label, self.before.get(field, ""), new))
         return rows
 
 
 class ActivationCodeQuerySet(models.QuerySet["ActivationCode"]):
     def usable(self) -> ActivationCodeQuerySet:
-        return self.filter(used_at=None, locked_at=None, revoked_at=None,
-                           expires_at__gt=timezone.now())
+        return self.filter(
+            used_at=None, locked_at=None, revoked_at=None, expires_at__gt=timezone.now()
+        )
 
 
 class ActivationCode(models.Model):
@@ -503,9 +536,7 @@ class ActivationCode(models.Model):
         Representative, models.CASCADE, related_name="activation_codes"
     )
     role = models.CharField(max_length=10, choices=MembershipRole.choices)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     failed_attempts = models.PositiveSmallIntegerField(default=0)
