@@ -52,14 +52,13 @@ def main() -> None:
     import django
 
     django.setup()
+    from allauth.mfa.totp.internal.auth import TOTP
     from django.conf import settings
+    from django.contrib.auth.models import Group
     from django.core.management import call_command
     from django.db import connection
     from django.db.models import Q
     from django.test import Client
-
-    from allauth.mfa.totp.internal.auth import TOTP
-    from django.contrib.auth.models import Group
 
     from portal.management.commands.seed_demo import create_generated_customers
     from portal.models import Customer, User
@@ -76,8 +75,13 @@ def main() -> None:
     sample = list(Customer.objects.order_by("?")[:5])
     queries = []
     for c in sample:
-        queries += [c.number, c.name.split()[-1][:5], c.email.split("@")[0], c.mobile[-9:],
-                    c.street.split()[1][:6] if len(c.street.split()) > 1 else c.city]
+        queries += [
+            c.number,
+            c.name.split()[-1][:5],
+            c.email.split("@")[0],
+            c.mobile[-9:],
+            c.street.split()[1][:6] if len(c.street.split()) > 1 else c.city,
+        ]
 
     clerk = User.objects.create_user(email="bench@guichet.example", password="x")
     clerk.groups.add(Group.objects.get(name=Role.CUSTOMER_SERVICE.value))
@@ -96,24 +100,32 @@ def main() -> None:
             t = time.perf_counter()
             list(
                 Customer.objects.filter(
-                    Q(number__icontains=text) | Q(last_name__icontains=text)
-                    | Q(first_name__icontains=text) | Q(company_name__icontains=text)
-                    | Q(email__icontains=text) | Q(mobile__icontains=text)
-                    | Q(street__icontains=text) | Q(city__icontains=text)
+                    Q(number__icontains=text)
+                    | Q(last_name__icontains=text)
+                    | Q(first_name__icontains=text)
+                    | Q(company_name__icontains=text)
+                    | Q(email__icontains=text)
+                    | Q(mobile__icontains=text)
+                    | Q(street__icontains=text)
+                    | Q(city__icontains=text)
                 ).order_by("number")[:50]
             )
             scan.append(time.perf_counter() - t)
 
-    print(json.dumps({
-        "customers": Customer.objects.count(),
-        "load_s": round(load_s, 1),
-        "queries": len(queries) * args.repeat,
-        "search_page_p95_ms": round(p95(page), 2),
-        "search_page_median_ms": round(statistics.median(page) * 1000, 2),
-        "substring_scan_p95_ms": round(p95(scan), 2),
-        "speedup_vs_scan": round(p95(scan) / p95(page), 1),
-        "hits_shown": found,
-    }))
+    print(
+        json.dumps(
+            {
+                "customers": Customer.objects.count(),
+                "load_s": round(load_s, 1),
+                "queries": len(queries) * args.repeat,
+                "search_page_p95_ms": round(p95(page), 2),
+                "search_page_median_ms": round(statistics.median(page) * 1000, 2),
+                "substring_scan_p95_ms": round(p95(scan), 2),
+                "speedup_vs_scan": round(p95(scan) / p95(page), 1),
+                "hits_shown": found,
+            }
+        )
+    )
     connection.close()
     with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE bench_customer_search")
