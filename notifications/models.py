@@ -25,9 +25,7 @@ class Status(models.TextChoices):
 class OutboxQuerySet(models.QuerySet["OutboxMessage"]):
     def about(self, obj: models.Model) -> OutboxQuerySet:
         """Messages sent about ``obj`` (a customer, an invoice…)."""
-        return self.filter(
-            about_type=ContentType.objects.get_for_model(obj), about_id=obj.pk
-        )
+        return self.filter(about_type=ContentType.objects.get_for_model(obj), about_id=obj.pk)
 
     def due(self) -> OutboxQuerySet:
         return self.filter(status=Status.QUEUED, not_before__lte=timezone.now())
@@ -71,7 +69,8 @@ class OutboxMessage(models.Model):
         indexes = [
             # The sweeper: WHERE status = 'queued' AND not_before <= now().
             models.Index(
-                fields=["not_before"], condition=models.Q(status="queued"),
+                fields=["not_before"],
+                condition=models.Q(status="queued"),
                 name="outbox_queued_due",
             ),
             # Customer page: WHERE about_type_id = … AND about_id = … ORDER BY created_at DESC.

@@ -54,17 +54,20 @@ def queue_email(
         body_text = render_to_string(f"{template}.txt", context)
         body_html = render_to_string(f"{template}.html", context)
     message = OutboxMessage.objects.create(
-        channel=Channel.EMAIL, kind=kind, to=to, subject=" ".join(subject.split()),
-        body_text=body_text, body_html=body_html, attachments=attachments or [],
+        channel=Channel.EMAIL,
+        kind=kind,
+        to=to,
+        subject=" ".join(subject.split()),
+        body_text=body_text,
+        body_html=body_html,
+        attachments=attachments or [],
         **_about_fields(about),
     )
     _dispatch_after_commit(message)
     return message
 
 
-def queue_sms(
-    *, to: str, kind: str, text: str, about: models.Model | None = None
-) -> OutboxMessage:
+def queue_sms(*, to: str, kind: str, text: str, about: models.Model | None = None) -> OutboxMessage:
     message = OutboxMessage.objects.create(
         channel=Channel.SMS, kind=kind, to=to, body_text=text, **_about_fields(about)
     )

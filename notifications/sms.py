@@ -43,8 +43,9 @@ class TwilioSmsProvider:
 
     def __init__(self, *, account_sid: str, auth_token: str, sender: str, base_url: str) -> None:
         if not account_sid or not auth_token:
-            raise SmsError("SMS_TWILIO_ACCOUNT_SID and SMS_TWILIO_AUTH_TOKEN must be set",
-                           permanent=True)
+            raise SmsError(
+                "SMS_TWILIO_ACCOUNT_SID and SMS_TWILIO_AUTH_TOKEN must be set", permanent=True
+            )
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.sender = sender

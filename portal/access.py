@@ -105,7 +105,9 @@ def customer_view(
 EDITORS = (MembershipRole.OWNER, MembershipRole.MANAGER)
 
 
-def scoped(request: CustomerRequest, queryset: QuerySet[M], *, via: str = "customer") -> QuerySet[M]:
+def scoped(
+    request: CustomerRequest, queryset: QuerySet[M], *, via: str = "customer"
+) -> QuerySet[M]:
     """Restrict ``queryset`` to the current customer (``via`` names the path to it)."""
     return queryset.filter(**{via: request.customer})
 

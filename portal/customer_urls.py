@@ -14,7 +14,8 @@ urlpatterns = [
     path("account/billing/", views.billing_change, name="billing-change"),
     path("representatives/", views.representatives, name="representatives"),
     path("representatives/new/", views.representative_create, name="representative-create"),
-    path("representatives/<uuid:public_id>/", views.representative_edit,
-         name="representative-edit"),
+    path(
+        "representatives/<uuid:public_id>/", views.representative_edit, name="representative-edit"
+    ),
     path("profile/", views.profile, name="profile"),
 ]

@@ -23,8 +23,12 @@ class Role(TextChoices):
     ADMINISTRATOR = "administrator", _("Administrator")
 
 
-_OFFICE_BASICS = ["portal.view_customer", "portal.view_task", "portal.change_task",
-                  "notifications.view_outboxmessage"]
+_OFFICE_BASICS = [
+    "portal.view_customer",
+    "portal.view_task",
+    "portal.change_task",
+    "notifications.view_outboxmessage",
+]
 
 # "app_label.codename" for each role.
 ROLE_PERMISSIONS: dict[Role, list[str]] = {

@@ -45,7 +45,9 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, models.Model):
         return value.pk
-    return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+    return (
+        value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+    )
 
 
 def record(
@@ -119,22 +121,33 @@ def next_customer_number() -> str:
 
 
 @transaction.atomic
-def create_customer(*, customer: Customer, created_by: User, request: HttpRequest | None = None
-                    ) -> Customer:
+def create_customer(
+    *, customer: Customer, created_by: User, request: HttpRequest | None = None
+) -> Customer:
     """Save a new (validated) customer with the next customer number."""
     if not customer.number:
         customer.number = next_customer_number()
     customer.save()
-    record(action="customer.created", actor=created_by, customer=customer, obj=customer,
-           after=snapshot(customer, Customer.BILLING_FIELDS + ("email", "mobile", "language")),
-           request=request)
+    record(
+        action="customer.created",
+        actor=created_by,
+        customer=customer,
+        obj=customer,
+        after=snapshot(customer, Customer.BILLING_FIELDS + ("email", "mobile", "language")),
+        request=request,
+    )
     return customer
 
 
 @transaction.atomic
 def update_customer(
-    *, customer: Customer, changes: dict[str, Any], actor: User, action: str = "customer.updated",
-    request: HttpRequest | None = None, note: str = "",
+    *,
+    customer: Customer,
+    changes: dict[str, Any],
+    actor: User,
+    action: str = "customer.updated",
+    request: HttpRequest | None = None,
+    note: str = "",
 ) -> Customer:
     """Apply field changes to a customer and record before/after."""
     changes = {k: v for k, v in changes.items() if getattr(customer, k) != v}
@@ -144,8 +157,16 @@ def update_customer(
     for field, value in changes.items():
         setattr(customer, field, value)
     customer.save(update_fields=list(changes))
-    record(action=action, actor=actor, customer=customer, obj=customer, before=before,
-           after=snapshot(customer, list(changes)), note=note, request=request)
+    record(
+        action=action,
+        actor=actor,
+        customer=customer,
+        obj=customer,
+        before=before,
+        after=snapshot(customer, list(changes)),
+        note=note,
+        request=request,
+    )
     return customer
 
 
@@ -154,7 +175,11 @@ def update_customer(
 
 @transaction.atomic
 def submit_change_request(
-    *, customer: Customer, requested_by: User, changes: dict[str, Any], comment: str = "",
+    *,
+    customer: Customer,
+    requested_by: User,
+    changes: dict[str, Any],
+    comment: str = "",
     request: HttpRequest | None = None,
 ) -> ChangeRequest:
     """Ask the office to verify and apply a change of billing data."""
@@ -167,7 +192,8 @@ def submit_change_request(
     try:
         with transaction.atomic():
             change = ChangeRequest.objects.create(
-                customer=customer, requested_by=requested_by,
+                customer=customer,
+                requested_by=requested_by,
                 before=snapshot(customer, list(changes)),
                 after={k: _jsonable(v) for k, v in changes.items()},
                 comment=comment,
@@ -176,17 +202,32 @@ def submit_change_request(
         raise ServiceError(_("A change request is already waiting for approval.")) from None
     create_task(
         subject=_("Verify billing data change for %(customer)s") % {"customer": customer},
-        kind=TaskKind.CHANGE_REQUEST, customer=customer, team=Role.CUSTOMER_SERVICE,
-        due_at=timezone.now() + timedelta(days=2), source=change,
+        kind=TaskKind.CHANGE_REQUEST,
+        customer=customer,
+        team=Role.CUSTOMER_SERVICE,
+        due_at=timezone.now() + timedelta(days=2),
+        source=change,
     )
-    record(action="change_request.submitted", actor=requested_by, customer=customer,
-           obj=change, before=change.before, after=change.after, note=comment, request=request)
+    record(
+        action="change_request.submitted",
+        actor=requested_by,
+        customer=customer,
+        obj=change,
+        before=change.before,
+        after=change.after,
+        note=comment,
+        request=request,
+    )
     return change
 
 
 @transaction.atomic
 def decide_change_request(
-    *, change: ChangeRequest, approve: bool, decided_by: User, reason: str = "",
+    *,
+    change: ChangeRequest,
+    approve: bool,
+    decided_by: User,
+    reason: str = "",
     request: HttpRequest | None = None,
 ) -> ChangeRequest:
     """Approve (apply) or reject a pending change request."""
@@ -200,27 +241,46 @@ def decide_change_request(
         stale = [f for f, old in change.before.items() if _jsonable(getattr(customer, f)) != old]
         if stale:
             raise ServiceError(
-                _("The customer's data changed since the request was made (%(fields)s); "
-                  "reject it and ask for a new one.") % {"fields": ", ".join(stale)}
+                _(
+                    "The customer's data changed since the request was made (%(fields)s); "
+                    "reject it and ask for a new one."
+                )
+                % {"fields": ", ".join(stale)}
             )
-        update_customer(customer=customer, changes=change.after, actor=decided_by,
-                        action="customer.billing_data_changed", request=request,
-                        note=f"change request {change.public_id}")
+        update_customer(
+            customer=customer,
+            changes=change.after,
+            actor=decided_by,
+            action="customer.billing_data_changed",
+            request=request,
+            note=f"change request {change.public_id}",
+        )
     change.status = ChangeRequestStatus.APPROVED if approve else ChangeRequestStatus.REJECTED
     change.decided_by = decided_by
     change.decided_at = timezone.now()
     change.reason = reason
     change.save(update_fields=["status", "decided_by", "decided_at", "reason"])
     close_tasks_of(change)
-    record(action=f"change_request.{change.status}", actor=decided_by, customer=customer,
-           obj=change, note=reason, request=request)
+    record(
+        action=f"change_request.{change.status}",
+        actor=decided_by,
+        customer=customer,
+        obj=change,
+        note=reason,
+        request=request,
+    )
     if change.requested_by.email:
         queue_email(
-            to=change.requested_by.email, kind="change_request_decided",
+            to=change.requested_by.email,
+            kind="change_request_decided",
             template="portal/email/change_request_decided",
-            context={"change": change, "customer": customer,
-                     "url": absolute_url(reverse("portal:account"))},
-            language=change.requested_by.language, about=customer,
+            context={
+                "change": change,
+                "customer": customer,
+                "url": absolute_url(reverse("portal:account")),
+            },
+            language=change.requested_by.language,
+            about=customer,
         )
     return change
 
@@ -246,14 +306,24 @@ def change_contact_email(
         {"c": customer.pk, "e": new_email, "u": actor.pk}, salt=EMAIL_CHANGE_SALT, compress=True
     )
     queue_email(
-        to=new_email, kind="contact_email_verification",
+        to=new_email,
+        kind="contact_email_verification",
         template="portal/email/contact_email_verification",
-        context={"customer": customer,
-                 "url": absolute_url(reverse("portal:contact-email-confirm", args=[token]))},
-        language=customer.language, about=customer,
+        context={
+            "customer": customer,
+            "url": absolute_url(reverse("portal:contact-email-confirm", args=[token])),
+        },
+        language=customer.language,
+        about=customer,
     )
-    record(action="customer.email_verification_sent", actor=actor, customer=customer,
-           obj=customer, after={"email": new_email}, request=request)
+    record(
+        action="customer.email_verification_sent",
+        actor=actor,
+        customer=customer,
+        obj=customer,
+        after={"email": new_email},
+        request=request,
+    )
 
 
 def read_email_token(token: str) -> dict[str, Any] | None:
@@ -270,15 +340,23 @@ def representative_fields() -> tuple[str, ...]:
 
 @transaction.atomic
 def save_representative(
-    *, representative: Representative, actor: User, request: HttpRequest | None = None,
+    *,
+    representative: Representative,
+    actor: User,
+    request: HttpRequest | None = None,
     before: dict[str, Any] | None = None,
 ) -> Representative:
     created = representative.pk is None
     representative.save()
-    record(action="representative.created" if created else "representative.updated",
-           actor=actor, customer=representative.customer, obj=representative,
-           before=before or {}, after=snapshot(representative, representative_fields()),
-           request=request)
+    record(
+        action="representative.created" if created else "representative.updated",
+        actor=actor,
+        customer=representative.customer,
+        obj=representative,
+        before=before or {},
+        after=snapshot(representative, representative_fields()),
+        request=request,
+    )
     return representative
 
 
@@ -295,8 +373,15 @@ def take_task(*, task: Task, user: User, request: HttpRequest | None = None) -> 
     task.assignee = user
     task.status = TaskStatus.IN_PROGRESS
     task.save(update_fields=["assignee", "status"])
-    record(action="task.taken", actor=user, customer=task.customer, obj=task, before=before,
-           after=snapshot(task, ["assignee_id", "status"]), request=request)
+    record(
+        action="task.taken",
+        actor=user,
+        customer=task.customer,
+        obj=task,
+        before=before,
+        after=snapshot(task, ["assignee_id", "status"]),
+        request=request,
+    )
     return task
 
 
@@ -312,6 +397,13 @@ def set_task_status(
     task.status = status
     task.closed_at = None if task.is_open else timezone.now()
     task.save(update_fields=["status", "closed_at"])
-    record(action="task.status_changed", actor=actor, customer=task.customer, obj=task,
-           before=before, after=snapshot(task, ["status"]), request=request)
+    record(
+        action="task.status_changed",
+        actor=actor,
+        customer=task.customer,
+        obj=task,
+        before=before,
+        after=snapshot(task, ["status"]),
+        request=request,
+    )
     return task

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -149,7 +148,9 @@ if not DATABASE_URL:
 
 import dj_database_url  # noqa: E402 - after the embedded server is known
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
+}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Guichet runs on PostgreSQL only; DATABASE_URL must be postgres://")
@@ -193,8 +194,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 10}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -357,6 +360,8 @@ if ENVIRONMENT == "test":
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", True)
     EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-    CACHES["default"]["KEY_PREFIX"] = f"guichet-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    CACHES["default"]["KEY_PREFIX"] = (
+        f"guichet-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    )
     MEDIA_ROOT = BASE_DIR / "var" / "test-media"
     SMS_LOG_FILE = BASE_DIR / "var" / "test-sms.log"

@@ -39,9 +39,15 @@ def make_user(email: str, *, password: str = "correct-horse-battery", **extra: o
 
 def make_customer(number: str, **extra: object) -> Customer:
     fields: dict[str, object] = {
-        "number": number, "kind": CustomerKind.PERSON, "first_name": "Ana",
-        "last_name": "Popescu", "street": "Str. Lalelelor 5", "postal_code": "010101",
-        "city": "București", "country": "RO", "email": "ana@example.com",
+        "number": number,
+        "kind": CustomerKind.PERSON,
+        "first_name": "Ana",
+        "last_name": "Popescu",
+        "street": "Str. Lalelelor 5",
+        "postal_code": "010101",
+        "city": "București",
+        "country": "RO",
+        "email": "ana@example.com",
         "mobile": "+40721000111",
     }
     fields.update(extra)
@@ -56,16 +62,25 @@ def customer(db: None) -> Customer:
 @pytest.fixture
 def other_customer(db: None) -> Customer:
     return make_customer(
-        "C0200002", kind=CustomerKind.COMPANY, company_name="Kowalski Sp. z o.o.",
-        first_name="", last_name="", country="PL", city="Kraków", email="biuro@kowalski.pl",
+        "C0200002",
+        kind=CustomerKind.COMPANY,
+        company_name="Kowalski Sp. z o.o.",
+        first_name="",
+        last_name="",
+        country="PL",
+        city="Kraków",
+        email="biuro@kowalski.pl",
         mobile="+48600100200",
     )
 
 
 def member(user: User, customer: Customer, role: str) -> Membership:
     rep = Representative.objects.create(
-        customer=customer, first_name=user.first_name or "Rep", last_name=user.last_name or "User",
-        email=user.email, user=user,
+        customer=customer,
+        first_name=user.first_name or "Rep",
+        last_name=user.last_name or "User",
+        email=user.email,
+        user=user,
     )
     return Membership.objects.create(user=user, customer=customer, role=role, representative=rep)
 
@@ -101,7 +116,9 @@ def charlie(other_customer: Customer) -> User:
 @pytest.fixture
 def make_staff(db: None) -> Callable[[Role], User]:
     def factory(role: Role) -> User:
-        user = make_user(f"{role.value}@staff.example.com", first_name=role.label, last_name="Staff")
+        user = make_user(
+            f"{role.value}@staff.example.com", first_name=role.label, last_name="Staff"
+        )
         user.groups.add(Group.objects.get(name=role.value))
         TOTP.activate(user, TOTP_SECRET)
         return user

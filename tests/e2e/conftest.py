@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +36,70 @@ def _site_url(settings: Any, live_server: Any) -> None:
     settings.SITE_URL = live_server.url
 
 
+# --- Content Security Policy ------------------------------------------------------
+
+
+class CspViolations(list[str]):
+    """Console messages about the Content Security Policy, from every watched context."""
+
+    def watch(self, context: BrowserContext) -> BrowserContext:
+        context.on("console", self._collect)
+        return context
+
+    def _collect(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+
+@pytest.fixture(autouse=True)
+def csp_violations(context: BrowserContext) -> Iterator[CspViolations]:
+    """Fails the test when a page it visited broke the CSP (inline script, style="")."""
+    violations = CspViolations()
+    violations.watch(context)
+    yield violations
+    if violations:
+        pytest.fail("Content Security Policy violations:\n" + "\n".join(violations),
+                    pytrace=False)
+
+
+@pytest.fixture
+def new_page(browser: Browser, browser_context_args: dict[str, Any],
+             csp_violations: CspViolations) -> Iterator[Callable[..., Page]]:
+    """Pages in further contexts (another person at another computer), CSP-watched too."""
+    contexts: list[BrowserContext] = []
+
+    def factory(**kwargs: Any) -> Page:
+        context = csp_violations.watch(browser.new_context(**{**browser_context_args, **kwargs}))
+        contexts.append(context)
+        return context.new_page()
+
+    yield factory
+    for context in contexts:
+        context.close()
+
+
+# --- Logging in -------------------------------------------------------------------
+
+
 def totp_now(secret: str) -> str:
     from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value, yield_hotp_counters_from_time
 
     counters = list(yield_hotp_counters_from_time())
     return format_hotp_value(hotp_value(secret, counters[len(counters) // 2]))
+
+
+def log_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
+    page.get_by_label(re.compile("password", re.I)).fill(password)
+    page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
+
+
+def log_in_staff(page: Page, base: str, email: str) -> None:
+    """E-mail and password, then the authenticator code (staff always have TOTP on)."""
+    from tests.conftest import TOTP_SECRET
+
+    log_in(page, base, email)
+    page.get_by_label(re.compile("code", re.I)).fill(totp_now(TOTP_SECRET))
+    page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
+    expect(page).to_have_url(f"{base}/office/")

@@ -9,16 +9,9 @@ from playwright.sync_api import Page, expect
 
 from portal.models import User
 from tests.conftest import TOTP_SECRET
-from tests.e2e.conftest import totp_now
+from tests.e2e.conftest import log_in, totp_now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, base: str, email: str, password: str = "correct-horse-battery") -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
-    page.get_by_label(re.compile("password", re.I)).fill(password)
-    page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
 
 
 def test_it_logs_a_customer_in_and_turns_on_mfa(page: Page, live_server: Any, alice: User) -> None:

@@ -61,7 +61,11 @@ class _Handler:
         self.server = server
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, smtp: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        smtp: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         if address in self.server.refuse:
@@ -123,11 +127,16 @@ def _sms_handler(api: SmsApi) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
             length = int(self.headers.get("Content-Length", "0"))
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-            expected_auth = "Basic " + base64.b64encode(
-                f"{api.account_sid}:{api.auth_token}".encode()
-            ).decode()
-            api.requests.append({"path": self.path, "form": form,
-                                 "authorization": self.headers.get("Authorization")})
+            expected_auth = (
+                "Basic " + base64.b64encode(f"{api.account_sid}:{api.auth_token}".encode()).decode()
+            )
+            api.requests.append(
+                {
+                    "path": self.path,
+                    "form": form,
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
             if self.headers.get("Authorization") != expected_auth:
                 return self._answer(401, {"code": 20003, "message": "Authenticate"})
             if self.path != f"/2010-04-01/Accounts/{api.account_sid}/Messages.json":

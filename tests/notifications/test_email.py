@@ -26,8 +26,12 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def queue_notice(to: str = "ana@example.com", **extra: Any) -> OutboxMessage:
     return queue_email(
-        to=to, kind="statement", template="tests_notifications/notice",
-        context={"name": "Ana Popescu"}, language="ro", **extra,
+        to=to,
+        kind="statement",
+        template="tests_notifications/notice",
+        context={"name": "Ana Popescu"},
+        language="ro",
+        **extra,
     )
 
 
@@ -78,8 +82,13 @@ def test_it_sends_once_when_the_task_runs_twice(
 
 
 def make_message(**extra: Any) -> OutboxMessage:
-    fields: dict[str, Any] = {"channel": Channel.EMAIL, "kind": "test", "to": "ana@example.com",
-                              "subject": "Test", "body_text": "Hello"}
+    fields: dict[str, Any] = {
+        "channel": Channel.EMAIL,
+        "kind": "test",
+        "to": "ana@example.com",
+        "subject": "Test",
+        "body_text": "Hello",
+    }
     return OutboxMessage.objects.create(**{**fields, **extra})
 
 
@@ -145,7 +154,8 @@ def test_it_lets_one_of_two_concurrent_claims_win() -> None:
 
 
 def test_it_fails_a_message_whose_recipient_the_server_refuses(
-    smtp_server: SmtpServer, django_capture_on_commit_callbacks: Callable,
+    smtp_server: SmtpServer,
+    django_capture_on_commit_callbacks: Callable,
     time_machine: TimeMachineFixture,
 ) -> None:
     time_machine.move_to(T0, tick=False)
@@ -182,7 +192,9 @@ def test_it_sends_again_when_staff_requeue_a_failed_message(
 
 
 def test_it_keeps_a_message_queued_while_the_server_is_down(
-    smtp_server: SmtpServer, settings: Any, time_machine: TimeMachineFixture,
+    smtp_server: SmtpServer,
+    settings: Any,
+    time_machine: TimeMachineFixture,
     django_capture_on_commit_callbacks: Callable,
 ) -> None:
     time_machine.move_to(T0, tick=False)
@@ -211,7 +223,8 @@ def test_it_keeps_a_message_queued_while_the_server_is_down(
 
 
 def test_it_gives_up_after_the_last_attempt(
-    settings: Any, time_machine: TimeMachineFixture,
+    settings: Any,
+    time_machine: TimeMachineFixture,
     django_capture_on_commit_callbacks: Callable,
 ) -> None:
     time_machine.move_to(T0, tick=False)
@@ -252,8 +265,9 @@ def test_it_attaches_files_from_storage(
     path = default_storage.save("statements/2026/C0100001.pdf", ContentFile(pdf))
     with django_capture_on_commit_callbacks(execute=True):
         message = queue_notice(
-            attachments=[{"name": "statement-2026-03.pdf", "path": path,
-                          "content_type": "application/pdf"}]
+            attachments=[
+                {"name": "statement-2026-03.pdf", "path": path, "content_type": "application/pdf"}
+            ]
         )
 
     message.refresh_from_db()
@@ -269,8 +283,13 @@ def test_it_fails_a_message_whose_attachment_is_gone(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         message = queue_notice(
-            attachments=[{"name": "x.pdf", "path": "statements/missing.pdf",
-                          "content_type": "application/pdf"}]
+            attachments=[
+                {
+                    "name": "x.pdf",
+                    "path": "statements/missing.pdf",
+                    "content_type": "application/pdf",
+                }
+            ]
         )
 
     message.refresh_from_db()

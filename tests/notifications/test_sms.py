@@ -52,19 +52,31 @@ def test_it_sends_through_the_twilio_api(
     assert message.error == ""
     (request,) = sms_api.requests
     assert request["path"] == f"/2010-04-01/Accounts/{sms_api.account_sid}/Messages.json"
-    assert request["form"] == {"To": "+40721000111", "From": "+40700000000",
-                               "Body": "Guichet code: 482913"}
+    assert request["form"] == {
+        "To": "+40721000111",
+        "From": "+40700000000",
+        "Body": "Guichet code: 482913",
+    }
     user_pass = base64.b64decode(request["authorization"].removeprefix("Basic ")).decode()
     assert user_pass == f"{sms_api.account_sid}:{sms_api.auth_token}"
 
 
 def test_it_fails_an_sms_the_provider_refuses(
-    sms_api: SmsApi, django_capture_on_commit_callbacks: Callable,
+    sms_api: SmsApi,
+    django_capture_on_commit_callbacks: Callable,
     time_machine: TimeMachineFixture,
 ) -> None:
     time_machine.move_to(T0, tick=False)
-    sms_api.answers = [(400, {"code": 21211, "status": 400,
-                              "message": "The 'To' number +40123 is not a valid phone number."})]
+    sms_api.answers = [
+        (
+            400,
+            {
+                "code": 21211,
+                "status": 400,
+                "message": "The 'To' number +40123 is not a valid phone number.",
+            },
+        )
+    ]
 
     message = send_code(django_capture_on_commit_callbacks, to="+40123")
 
@@ -90,12 +102,15 @@ def test_it_fails_when_the_provider_rejects_our_credentials(
 
 
 def test_it_retries_an_sms_later_when_the_provider_is_busy(
-    sms_api: SmsApi, django_capture_on_commit_callbacks: Callable,
+    sms_api: SmsApi,
+    django_capture_on_commit_callbacks: Callable,
     time_machine: TimeMachineFixture,
 ) -> None:
     time_machine.move_to(T0, tick=False)
-    sms_api.answers = [(503, {"message": "Service unavailable"}),
-                       (201, {"sid": "SM123", "status": "queued"})]
+    sms_api.answers = [
+        (503, {"message": "Service unavailable"}),
+        (201, {"sid": "SM123", "status": "queued"}),
+    ]
 
     message = send_code(django_capture_on_commit_callbacks)
 
@@ -115,7 +130,9 @@ def test_it_retries_an_sms_later_when_the_provider_is_busy(
 
 
 def test_it_retries_an_sms_later_when_the_provider_is_unreachable(
-    sms_api: SmsApi, settings: Any, django_capture_on_commit_callbacks: Callable,
+    sms_api: SmsApi,
+    settings: Any,
+    django_capture_on_commit_callbacks: Callable,
     time_machine: TimeMachineFixture,
 ) -> None:
     time_machine.move_to(T0, tick=False)

@@ -30,8 +30,13 @@ def celery_worker() -> Iterator[list[dict[str, Any]]]:
     ran: list[dict[str, Any]] = []
 
     def note_task(task: Any, **kwargs: Any) -> None:
-        ran.append({"name": task.name, "eager": task.request.is_eager,
-                    "thread": threading.current_thread()})
+        ran.append(
+            {
+                "name": task.name,
+                "eager": task.request.is_eager,
+                "thread": threading.current_thread(),
+            }
+        )
 
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
@@ -62,7 +67,9 @@ def test_it_sends_a_queued_email_through_the_worker_after_commit(
 ) -> None:
     with transaction.atomic():
         message = queue_email(
-            to="ana@example.com", kind="statement", template="tests_notifications/notice",
+            to="ana@example.com",
+            kind="statement",
+            template="tests_notifications/notice",
             context={"name": "Ana Popescu"},
         )
 

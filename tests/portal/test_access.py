@@ -9,8 +9,9 @@ from portal.models import Customer, User
 pytestmark = pytest.mark.django_db
 
 
-def test_it_lists_only_represented_customers(alice: User, charlie: User, customer: Customer,
-                                             other_customer: Customer) -> None:
+def test_it_lists_only_represented_customers(
+    alice: User, charlie: User, customer: Customer, other_customer: Customer
+) -> None:
     assert list(access.customers_of(alice)) == [customer]
     assert list(access.customers_of(charlie)) == [other_customer]
 
@@ -25,8 +26,9 @@ def test_it_treats_a_malformed_id_as_missing(alice: User) -> None:
         access.get_membership(alice, "not-a-uuid")
 
 
-def test_it_finds_customers_by_number_name_phone_and_email(customer: Customer,
-                                                           other_customer: Customer) -> None:
+def test_it_finds_customers_by_number_name_phone_and_email(
+    customer: Customer, other_customer: Customer
+) -> None:
     for text in ["C0100001", "100001", "popes", "ana@exa", "0721 000 111", "bucu"]:
         assert list(Customer.objects.search(text)) == [customer], text
     assert list(Customer.objects.search("kowal krak")) == [other_customer]

@@ -54,14 +54,21 @@ def test_it_makes_staff_without_mfa_set_it_up_first(db: None) -> None:
     assert client.get("/accounts/2fa/totp/activate/").status_code == 200
 
 
-def test_it_does_not_ask_customers_for_mfa(alice: User, client_for: Callable[[User], Client]) -> None:
+def test_it_does_not_ask_customers_for_mfa(
+    alice: User, client_for: Callable[[User], Client]
+) -> None:
     assert client_for(alice).get("/").status_code == 200
 
 
 def test_it_refuses_self_signup(db: None) -> None:
-    response = Client().post("/accounts/signup/", {
-        "email": "mallory@example.com", "password1": "x-Very-long-pass-1", "password2": "x-Very-long-pass-1",
-    })
+    response = Client().post(
+        "/accounts/signup/",
+        {
+            "email": "mallory@example.com",
+            "password1": "x-Very-long-pass-1",
+            "password2": "x-Very-long-pass-1",
+        },
+    )
     assert not User.objects.filter(email="mallory@example.com").exists()
     assert response.status_code == 200
 
@@ -74,7 +81,9 @@ def test_it_rate_limits_failed_logins(alice: User) -> None:
     response = client.post("/accounts/login/", {"login": alice.email, "password": "wrong"})
     assert b"Too many failed login attempts" in response.content
     # Even the right password is refused while the limit holds.
-    response = client.post("/accounts/login/", {"login": alice.email, "password": "correct-horse-battery"})
+    response = client.post(
+        "/accounts/login/", {"login": alice.email, "password": "correct-horse-battery"}
+    )
     assert b"Too many failed login attempts" in response.content
     assert "_auth_user_id" not in client.session
 
@@ -90,7 +99,9 @@ def test_it_ends_idle_sessions(alice: User, client_for: Callable[[User], Client]
     assert response["Location"].startswith("/accounts/login/")
 
 
-def test_it_protects_the_admin_with_the_same_login(alice: User, client_for: Callable[[User], Client]) -> None:
+def test_it_protects_the_admin_with_the_same_login(
+    alice: User, client_for: Callable[[User], Client]
+) -> None:
     response = Client().get("/admin/")
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"] or "/admin/login/" in response["Location"]
@@ -113,8 +124,9 @@ def test_it_serves_the_courier_pages_to_couriers_only(
     assert client_for(alice).get("/courier/").status_code == 404
 
 
-def test_it_keeps_couriers_out_of_the_office(make_staff: Callable[[Role], User],
-                                             client_for: Callable[[User], Client]) -> None:
+def test_it_keeps_couriers_out_of_the_office(
+    make_staff: Callable[[Role], User], client_for: Callable[[User], Client]
+) -> None:
     courier = make_staff(Role.COURIER)
     assert client_for(courier).get("/office/").status_code == 403
 

@@ -10,7 +10,9 @@ from portal.models import User
 pytestmark = pytest.mark.django_db
 
 
-def test_it_remembers_the_language_chosen_by_a_user(alice: User, client_for: Callable[[User], Client]) -> None:
+def test_it_remembers_the_language_chosen_by_a_user(
+    alice: User, client_for: Callable[[User], Client]
+) -> None:
     client = client_for(alice)
     response = client.post("/i18n/setlang/", {"language": "ro", "next": "/"})
     assert response.status_code == 302
@@ -24,8 +26,15 @@ def test_it_ignores_an_unknown_language(alice: User, client_for: Callable[[User]
     assert alice.language == "en"
 
 
-def test_it_serves_each_user_in_their_language(alice: User, client_for: Callable[[User], Client]) -> None:
-    for language, word in [("ro", "Deconectare"), ("pl", "Wyloguj"), ("it", "Esci"), ("sk", "Odhlásiť")]:
+def test_it_serves_each_user_in_their_language(
+    alice: User, client_for: Callable[[User], Client]
+) -> None:
+    for language, word in [
+        ("ro", "Deconectare"),
+        ("pl", "Wyloguj"),
+        ("it", "Esci"),
+        ("sk", "Odhlásiť"),
+    ]:
         alice.language = language
         alice.save(update_fields=["language"])
         response = client_for(alice).get("/courier/login/", follow=True)
