@@ -46,10 +46,30 @@ def run(argv: list[str]) -> int:
     port = os.environ.get("PORT", "8000")
     procs = {
         "web": [PY, "manage.py", "runserver", f"127.0.0.1:{port}"],
-        "worker": [PY, "-m", "celery", "-A", "portal", "worker", "-l", "info",
-                   "--concurrency", "2"],
-        "beat": [PY, "-m", "celery", "-A", "portal", "beat", "-l", "info",
-                 "-s", str(ROOT / "var" / "celerybeat-schedule")],
+        "worker": [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-l",
+            "info",
+            "--concurrency",
+            "2",
+        ],
+        "beat": [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(ROOT / "var" / "celerybeat-schedule"),
+        ],
     }
     running = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in procs.items()}  # noqa: S603
     print(f"\n  Guichet runs at http://127.0.0.1:{port}/  (office: /office/, courier: /courier/)")
