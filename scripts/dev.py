@@ -36,12 +36,17 @@ def manage(*args: str) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)  # noqa: S603
 
 
+def compile_messages() -> None:
+    if (ROOT / "locale").is_dir():
+        manage("compilemessages", "-v", "0", "--ignore", ".venv", "--ignore", "var")
+
+
 def run(argv: list[str]) -> int:
     os.environ.setdefault("GUICHET_ENV", "development")
     os.environ.setdefault("DEBUG", "true")
     prepare_services()
     manage("migrate", "--no-input", "-v", "0")
-    manage("compilemessages", "-v", "0", "--ignore", ".venv")
+    compile_messages()
     manage("seed_demo")
     port = os.environ.get("PORT", "8000")
     procs = {
@@ -100,7 +105,13 @@ def test(argv: list[str]) -> int:
     embedded_used = not os.environ.get("DATABASE_URL")
     prepare_services()
     try:
-        manage("compilemessages", "-v", "0", "--ignore", ".venv")
+        compile_messages()
+        if not argv:
+            # The whole suite also lints and type-checks, as CI does.
+            for check in (["ruff", "check", "."], ["mypy", "."]):
+                print("$", " ".join(check), flush=True)
+                if subprocess.run([PY, "-m", *check], cwd=ROOT).returncode:  # noqa: S603
+                    return 1
         return subprocess.run([PY, "-m", "pytest", *argv], cwd=ROOT).returncode  # noqa: S603
     finally:
         if embedded_used and os.environ.get("CI"):
