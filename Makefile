@@ -44,4 +44,4 @@ lock:
 	var/lockenv/bin/pip freeze --exclude-editable > requirements.lock
 
 messages:
-	$(PY) manage.py makemessages -l ro -l pl -l it -l sk --ignore .venv --ignore var --no-obsolete
+	$(PY) manage.py makemessages -l ro -l pl -l it -l sk --ignore .venv --ignore var --ignore "tests/*" --ignore "bench/*" --no-obsolete
