@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from allauth.mfa.totp.internal.auth import (
+    format_hotp_value,
+    hotp_value,
+    yield_hotp_counters_from_time,
+)
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -82,8 +88,16 @@ def new_page(browser: Browser, browser_context_args: dict[str, Any],
 
 
 def totp_now(secret: str) -> str:
-    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value, yield_hotp_counters_from_time
+    """The authenticator code, still valid when the browser's request arrives.
 
+    The server accepts only the current 30-second step (MFA_TOTP_TOLERANCE is 0):
+    near the end of a step, wait for the next one rather than race the clock.
+    """
+    from allauth.mfa import app_settings
+
+    left = app_settings.TOTP_PERIOD - time.time() % app_settings.TOTP_PERIOD
+    if left < 3:
+        time.sleep(left + 0.1)
     counters = list(yield_hotp_counters_from_time())
     return format_hotp_value(hotp_value(secret, counters[len(counters) // 2]))
 

@@ -8,6 +8,7 @@ from allauth.mfa.models import Authenticator
 from playwright.sync_api import Page, expect
 
 from portal.models import User
+from portal.roles import Role
 from tests.conftest import TOTP_SECRET
 from tests.e2e.conftest import log_in, totp_now
 
@@ -40,9 +41,9 @@ def test_it_logs_a_customer_in_and_turns_on_mfa(page: Page, live_server: Any, al
     expect(page).to_have_url(f"{live_server.url}/")
 
 
-def test_it_requires_staff_to_give_their_code(page: Page, live_server: Any, make_staff: Any) -> None:
-    from portal.roles import Role
-
+def test_it_requires_staff_to_give_their_code(
+    page: Page, live_server: Any, make_staff: Any
+) -> None:
     staff = make_staff(Role.CUSTOMER_SERVICE)
     log_in(page, live_server.url, staff.email)
     page.get_by_label(re.compile("code", re.I)).fill(totp_now(TOTP_SECRET))
