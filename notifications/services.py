@@ -53,6 +53,28 @@ def queue_email(
         subject = render_to_string(f"{template}_subject.txt", context).strip()
         body_text = render_to_string(f"{template}.txt", context)
         body_html = render_to_string(f"{template}.html", context)
+    return queue_rendered_email(
+        to=to,
+        kind=kind,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
+        about=about,
+        attachments=attachments,
+    )
+
+
+def queue_rendered_email(
+    *,
+    to: str,
+    kind: str,
+    subject: str,
+    body_text: str,
+    body_html: str = "",
+    about: models.Model | None = None,
+    attachments: list[dict[str, str]] | None = None,
+) -> OutboxMessage:
+    """Queue an e-mail whose texts are already rendered (e.g. by allauth)."""
     message = OutboxMessage.objects.create(
         channel=Channel.EMAIL,
         kind=kind,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -136,3 +137,20 @@ def test_it_sends_security_headers(alice: User, client_for: Callable[[User], Cli
     assert "default-src 'self'" in response["Content-Security-Policy"]
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_it_sends_password_reset_mail_through_the_outbox(
+    alice: User, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    from django.core import mail
+
+    from notifications.models import OutboxMessage, Status
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = Client().post("/accounts/password/reset/", {"email": alice.email})
+    assert response.status_code == 302
+    message = OutboxMessage.objects.get(kind="password_reset_key")
+    assert message.to == alice.email
+    assert message.status == Status.SENT
+    assert "/accounts/password/reset/key/" in message.body_text
+    assert [m.to for m in mail.outbox] == [[alice.email]]
