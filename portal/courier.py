@@ -1,12 +1,8 @@
-"""Courier pages (/courier/): small, for phones."""
+"""The courier login; the courier pages themselves live in meters.courier."""
 
 from __future__ import annotations
 
 from allauth.account.views import LoginView
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-
-from portal.staff import courier_view
 
 
 class CourierLoginView(LoginView):
@@ -15,7 +11,3 @@ class CourierLoginView(LoginView):
 
 login = CourierLoginView.as_view()
 
-
-@courier_view
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "courier/home.html")

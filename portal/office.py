@@ -135,7 +135,9 @@ def _source_link(task: Task) -> tuple[str, str] | None:
         return _("Billing data change request"), reverse(
             "office:change-request", args=[source.public_id]
         )
-    return None
+    # Other apps' objects name their own office page.
+    office_link = getattr(source, "office_link", None)
+    return office_link() if callable(office_link) else None
 
 
 @office_view("portal.view_task")

@@ -82,6 +82,7 @@ if PRODUCTION:
 
 INSTALLED_APPS = [
     "portal",
+    "meters",
     "notifications",
     "django.contrib.admin",
     "django.contrib.auth",

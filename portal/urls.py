@@ -15,7 +15,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("office/", include("portal.office_urls")),
-    path("courier/", include("portal.courier_urls")),
+    path("office/meters/", include("meters.office_urls")),
+    path("courier/", include("meters.courier_urls")),
+    path("supply-points/", include("meters.urls")),
     path("health/", health.health, name="health"),
     path("", include("portal.customer_urls")),
 ]

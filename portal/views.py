@@ -16,7 +16,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal import access, services
+from portal import access, extensions, services
 from portal.access import CustomerRequest, customer_view
 from portal.forms import BillingChangeForm, ContactForm, ProfileForm, RepresentativeForm
 from portal.models import ChangeRequest, Representative, User
@@ -42,6 +42,7 @@ def home(request: CustomerRequest) -> HttpResponse:
             request, ChangeRequest.objects.order_by("-created_at")
         ).first(),
         "other_customers": access.memberships_of(request.user).count() > 1,
+        "dashboard_cards": extensions.dashboard_cards(request, request.customer),
     }
     return render(request, "portal/home.html", ctx)
 

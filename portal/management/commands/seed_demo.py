@@ -266,6 +266,7 @@ def seed() -> tuple[list[Login], list[Login]]:
     customer_logins = [
         Login(email, ", ".join(roles), f"{settings.SITE_URL}/") for email, roles in roles_of.items()
     ]
+    seed_supply_points()
     return staff_logins, customer_logins
 
 
@@ -600,3 +601,122 @@ def _cf_part(name: str, *, surname: bool) -> str:
     if not surname and len(consonants) >= 4:
         consonants = [consonants[0], consonants[2], consonants[3]]
     return "".join(consonants + vowels + ["X", "X", "X"])[:3]
+
+
+# --- Demo supply points, meters and readings (meters app) ---------------------
+
+# Monthly demo history: this many months of readings before the current month.
+DEMO_READING_MONTHS = 18
+
+
+def seed_supply_points() -> None:
+    """Supply points with meters, registers, a contract and monthly readings for the demo set.
+
+    Idempotent: a supply point is found by its code, and readings are added only to a
+    register that has none.
+    """
+    for index, spec in enumerate(DEMO_CUSTOMERS, start=1):
+        fields = spec.fields
+        customer = Customer.objects.filter(
+            country=fields["country"], tax_id=fields["tax_id"]
+        ).first()
+        if customer is None:
+            continue
+        company = fields["kind"] == CustomerKind.COMPANY
+        ensure_demo_point(customer, index, "electricity", day_night=company)
+        if company:
+            ensure_demo_point(customer, index, "gas")
+        elif index == 1:
+            ensure_demo_point(customer, index, "water")
+
+
+# Service → (code letter, meter serial prefix, unit, integer digits, decimals, kWh or m3 a day).
+_DEMO_SERVICES: dict[str, tuple[str, str, str, int, int, str]] = {
+    "electricity": ("E", "EM", "kWh", 6, 0, "9"),
+    "gas": ("G", "GM", "m3", 5, 2, "4.5"),
+    "water": ("W", "WM", "m3", 5, 2, "0.35"),
+}
+
+
+def ensure_demo_point(
+    customer: Customer, index: int, service: str, *, day_night: bool = False
+) -> None:
+    from datetime import date, datetime, time
+    from decimal import Decimal
+
+    from meters.models import Contract, Meter, Reading, ReadingSource, Register, SupplyPoint
+
+    letter, serial_prefix, unit, digits, decimals, daily = _DEMO_SERVICES[service]
+    code = f"{customer.country}-{letter}-{index:04d}-{customer.number}"
+    point, _ = SupplyPoint.objects.get_or_create(
+        code=code,
+        defaults={
+            "customer": customer,
+            "service": service,
+            "street": customer.street,
+            "postal_code": customer.postal_code,
+            "city": customer.city,
+            "self_reading_allowed": customer.kind == CustomerKind.PERSON or service == "gas",
+            "access_notes": "Meter box by the entrance."
+            if service != "water"
+            else "Water meter in the basement; key at the caretaker's.",
+        },
+    )
+    today = timezone.localdate()
+    installed = date(today.year - 3, 1, 15)
+    meter, _ = Meter.objects.get_or_create(
+        supply_point=point,
+        serial_number=f"{serial_prefix}-{index:03d}{letter}{customer.number[-4:]}",
+        defaults={"installed_on": installed},
+    )
+    codes = [("1.8.1", "Day"), ("1.8.2", "Night")] if day_night else [("1.8.0", "Total")]
+    if service != "electricity":
+        codes = [("V", "Volume")]
+    Contract.objects.get_or_create(
+        number=f"K-{customer.number}-{letter}",
+        defaults={
+            "supply_point": point,
+            "customer": customer,
+            "product": {
+                "electricity": "Energie Casnic",
+                "gas": "Gaz Standard",
+                "water": "Apă rece",
+            }[service],
+            "starts_on": installed,
+        },
+    )
+    zone = timezone.get_current_timezone()
+    for position, (register_code, name) in enumerate(codes):
+        register, _ = Register.objects.get_or_create(
+            meter=meter,
+            code=register_code,
+            defaults={"name": name, "unit": unit, "integer_digits": digits, "decimals": decimals},
+        )
+        if register.readings.exists():
+            continue
+        share = Decimal("0.4") if position else Decimal(1) if len(codes) == 1 else Decimal("0.6")
+        step = Decimal(1).scaleb(-decimals)
+        value = Decimal(1000 + 137 * index)
+        readings: list[Reading] = []
+        for back in range(DEMO_READING_MONTHS, 0, -1):
+            month = today.month - back
+            year = today.year + (month - 1) // 12
+            day = date(year, (month - 1) % 12 + 1, 3 + index % 20)
+            # More in winter, less in summer: deterministic, so reruns look the same.
+            season = Decimal(1) + Decimal("0.35") * (
+                1 if day.month in (11, 12, 1, 2) else -1 if day.month in (6, 7, 8) else 0
+            )
+            used = (Decimal(daily) * 30 * season * share).quantize(step)
+            if readings:
+                value += used
+            readings.append(
+                Reading(
+                    register=register,
+                    value=value,
+                    read_on=day,
+                    read_at=datetime.combine(day, time(10, 30), tzinfo=zone),
+                    source=ReadingSource.CUSTOMER if back % 3 == 0 else ReadingSource.COURIER,
+                    consumption=used if readings else None,
+                )
+            )
+        Reading.objects.bulk_create(readings)
