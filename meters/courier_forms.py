@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from meters.models import SupplyPoint
 from portal.models import User
@@ -69,7 +70,10 @@ class CourierChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
 class RoundForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
     period_start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    period_end = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    period_end = forms.DateField(
+        label=pgettext_lazy("end of a date range", "To"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
     courier = CourierChoiceField(label=_("Courier"), queryset=User.objects.none(), required=False)
     codes = forms.CharField(
         label=_("Supply points, in visiting order"),

@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from meters.models import Reading
@@ -46,9 +46,13 @@ FIELDS = (
 
 
 class ExportForm(forms.Form):
-    start = forms.DateField(label=gettext_lazy("From"),
-                            widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        label=pgettext_lazy("end of a date range", "To"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
     format = forms.ChoiceField(label=gettext_lazy("Format"), choices=FORMATS, initial="csv")
 
     def clean(self) -> dict[str, Any]:
@@ -65,17 +69,30 @@ class ExportForm(forms.Form):
 def readings_of(customer: Customer, start: date, end: date) -> QuerySet[Reading]:
     """The valid readings of the customer's supply points in [start, end], in file order."""
     return (
-        Reading.objects.for_customer(customer).valid()
+        Reading.objects.for_customer(customer)
+        .valid()
         .filter(read_on__gte=start, read_on__lte=end)
-        .order_by("register__meter__supply_point__code", "register__meter__serial_number",
-                  "register__code", "read_on")
+        .order_by(
+            "register__meter__supply_point__code",
+            "register__meter__serial_number",
+            "register__code",
+            "read_on",
+        )
     )
 
 
 def headers() -> list[str]:
     return [
-        "supply_point_code", "meter", "register", "read_on", "value", "unit", "consumption",
-        "source", "reason", "status",
+        "supply_point_code",
+        "meter",
+        "register",
+        "read_on",
+        "value",
+        "unit",
+        "consumption",
+        "source",
+        "reason",
+        "status",
     ]
 
 
@@ -124,7 +141,9 @@ def xlsx_response(customer: Customer, start: date, end: date) -> FileResponse:
     book.save(handle)
     handle.seek(0)
     return FileResponse(
-        handle, as_attachment=True, filename=filename(customer, start, end, "xlsx"),
+        handle,
+        as_attachment=True,
+        filename=filename(customer, start, end, "xlsx"),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
 
@@ -151,5 +170,4 @@ def readings_export(request: CustomerRequest) -> HttpResponse:
         return export_response(  # type: ignore[return-value]
             request.customer, data["start"], data["end"], data["format"]
         )
-    return render(request, "meters/export.html", {"form": form},
-                  status=400 if form.errors else 200)
+    return render(request, "meters/export.html", {"form": form}, status=400 if form.errors else 200)
