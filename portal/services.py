@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core import signing
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -111,12 +111,10 @@ def close_tasks_of(source: models.Model) -> None:
 
 
 def next_customer_number() -> str:
-    with transaction.atomic():
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT nextval('portal_customer_number_seq')")
-            (value,) = cursor.fetchone()  # type: ignore[misc]
+    # nextval() never hands the same value out twice, in or out of a transaction.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('portal_customer_number_seq')")
+        (value,) = cursor.fetchone()  # type: ignore[misc]
     return f"C{value:07d}"
 
 
