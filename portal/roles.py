@@ -30,6 +30,13 @@ _OFFICE_BASICS = [
     "notifications.view_outboxmessage",
 ]
 
+# Looking at invoices, tariffs and advance schedules.
+_BILLING_VIEW = [
+    "billing.view_invoice",
+    "billing.view_pricelist",
+    "billing.view_advanceschedule",
+]
+
 # "app_label.codename" for each role.
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.CUSTOMER_SERVICE: [
@@ -43,14 +50,23 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "portal.grant_portal_access",
         "portal.view_changerequest",
         "portal.decide_changerequest",
+        *_BILLING_VIEW,
     ],
     Role.BILLING: [
         *_OFFICE_BASICS,
         "portal.view_changerequest",
         "meters.view_supplypoint",
         "meters.view_reading",
+        *_BILLING_VIEW,
+        "billing.add_invoice",
+        "billing.change_invoice",
+        "billing.issue_invoice",
+        "billing.add_advanceschedule",
+        "billing.view_billingrun",
+        "billing.add_billingrun",
+        "billing.change_billingrun",
     ],
-    Role.COLLECTIONS: [*_OFFICE_BASICS],
+    Role.COLLECTIONS: [*_OFFICE_BASICS, *_BILLING_VIEW],
     Role.METER_READING: [
         *_OFFICE_BASICS,
         "meters.view_supplypoint",
@@ -86,6 +102,8 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "meters.change_readinground",
         "meters.view_readingimport",
         "meters.add_readingimport",
+        *_BILLING_VIEW,
+        "billing.view_billingrun",
     ],
 }
 

@@ -83,6 +83,7 @@ if PRODUCTION:
 INSTALLED_APPS = [
     "portal",
     "meters",
+    "billing",
     "notifications",
     "django.contrib.admin",
     "django.contrib.auth",
