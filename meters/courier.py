@@ -4,14 +4,22 @@ The round page works without a network: a service worker (``sw.js``) keeps
 the page and its assets, the page's script queues readings in IndexedDB with
 an id made on the phone, and sends them to ``reading_sync`` when the
 connection returns. ``record_reading`` stores a reading sent twice once.
+
+Phones are shared: every courier page carries the courier's ``device_key``
+(a response header for the service worker, a data attribute for the page's
+script). The worker keeps pages of one key only, and the script keeps each
+courier's queue apart and clears that courier's pages and sent readings at
+logout, after sending (or, if the courier says so, keeping) what is queued.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import wraps
 from typing import Any
 from uuid import UUID
 
@@ -21,15 +29,40 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from meters import rounds
-from meters.courier_forms import CourierReadingForm
+from meters.courier_forms import CourierReadingForm, SkipStopForm
 from meters.models import ReadingRound, ReadingSource, Register, RoundStatus, RoundStop
 from meters.services import ReadingNeedsConfirmation, ReadingRejected, record_reading
+from portal.services import ServiceError
 from portal.staff import StaffRequest, courier_view
+
+DEVICE_KEY_HEADER = "X-Courier-Key"
+
+
+def device_key(user: Any) -> str:
+    """An opaque, stable key of ``user`` naming what a phone keeps for them."""
+    return salted_hmac("guichet.courier.device", str(user.pk)).hexdigest()[:24]
+
+
+def _kept_per_courier(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Mark a page with its courier's key: the service worker keeps it for that courier only.
+
+    The browser's own HTTP cache keeps nothing: after logout, Back must not show the round.
+    """
+
+    @wraps(view)
+    def wrapper(request: StaffRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response[DEVICE_KEY_HEADER] = device_key(request.user)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    return wrapper
 
 
 def _my_round(request: StaffRequest, public_id: Any) -> ReadingRound:
@@ -64,6 +97,7 @@ def _my_stop(request: StaffRequest, round_id: Any, register_id: Any) -> tuple[Ro
 
 @courier_view
 @require_GET
+@_kept_per_courier
 def home(request: StaffRequest) -> HttpResponse:
     my_rounds = (
         ReadingRound.objects.filter(courier=request.user, status=RoundStatus.ASSIGNED)
@@ -75,6 +109,7 @@ def home(request: StaffRequest) -> HttpResponse:
 
 @courier_view
 @require_GET
+@_kept_per_courier
 def round_detail(request: StaffRequest, public_id: Any) -> HttpResponse:
     reading_round = _my_round(request, public_id)
     stops = rounds.stop_lines(reading_round, on=timezone.localdate())
@@ -85,7 +120,46 @@ def round_detail(request: StaffRequest, public_id: Any) -> HttpResponse:
             "round": reading_round,
             "stops": stops,
             "progress": rounds.progress(reading_round),
+            "skip_form": SkipStopForm(),
         },
+    )
+
+
+@courier_view
+@require_POST
+def stop_skip(request: StaffRequest, public_id: Any, position: int) -> HttpResponse:
+    """The courier could not read this stop's meters and says why."""
+    reading_round = _my_round(request, public_id)
+    stop = get_object_or_404(
+        RoundStop.objects.select_related("supply_point__customer"),
+        round=reading_round,
+        position=position,
+    )
+    stop.round = reading_round
+    form = SkipStopForm(request.POST)
+    if form.is_valid():
+        try:
+            rounds.skip_stop(
+                stop=stop,
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                by=request.user,
+            )
+        except ServiceError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(
+                request, _("Stop %(code)s marked as not read.") % {"code": stop.supply_point.code}
+            )
+            if reading_round.status == RoundStatus.DONE:
+                messages.success(request, _("Round “%(name)s” is done.") % {"name": reading_round})
+                return redirect("courier:home")
+            return redirect("courier:round", public_id=reading_round.public_id)
+    return render(
+        request,
+        "courier/skip.html",
+        {"round": reading_round, "stop": stop, "skip_form": form},
+        status=422,
     )
 
 
@@ -149,6 +223,7 @@ def _submit(
         )
     except ReadingRejected as rejected:
         return Outcome(status="rejected", messages=[f.message for f in rejected.findings])
+    rounds.complete_if_done(reading_round=stop.round, by=request.user)
     return Outcome(status="stored", reading_status=reading.status, value=reading.value)
 
 

@@ -9,7 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from meters.models import SupplyPoint
+from meters.models import SkipReason, SupplyPoint
 from portal.models import User
 from portal.roles import Role
 
@@ -67,8 +67,30 @@ class CourierChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
         return obj.get_full_name() or obj.email
 
 
+class SkipStopForm(forms.Form):
+    """Why the courier could not read the meters of a stop."""
+
+    reason = forms.ChoiceField(
+        label=_("Why could you not read it?"),
+        choices=[("", "—"), *SkipReason.choices],
+    )
+    note = forms.CharField(label=_("Note"), max_length=200, required=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("reason") == SkipReason.OTHER and not str(data.get("note", "")).strip():
+            self.add_error("note", _("Say what kept you from reading the meter."))
+        return data
+
+
+class RoundActionForm(forms.Form):
+    """Closing or reopening a round by hand: an optional note for the audit trail."""
+
+    note = forms.CharField(label=_("Note"), max_length=300, required=False)
+
+
 class RoundForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("name of a reading round", "Name"), max_length=100)
     period_start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
     period_end = forms.DateField(
         label=pgettext_lazy("end of a date range", "To"),

@@ -15,5 +15,10 @@ urlpatterns = [
         courier.reading_form,
         name="reading-form",
     ),
+    path(
+        "rounds/<uuid:public_id>/stops/<int:position>/skip/",
+        courier.stop_skip,
+        name="stop-skip",
+    ),
     path("readings/", courier.reading_sync, name="reading-sync"),
 ]

@@ -8,8 +8,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.models import Customer
 
@@ -184,9 +186,9 @@ class ReadingReason(models.TextChoices):
 
 
 class ReadingStatus(models.TextChoices):
-    ACCEPTED = "accepted", _("Accepted")
-    FLAGGED = "flagged", _("Waiting for review")
-    REJECTED = "rejected", _("Rejected")
+    ACCEPTED = "accepted", pgettext_lazy("reading status", "Accepted")
+    FLAGGED = "flagged", pgettext_lazy("reading status", "Waiting for review")
+    REJECTED = "rejected", pgettext_lazy("reading status", "Rejected")
 
 
 class ReadingQuerySet(models.QuerySet["Reading"]):
@@ -269,9 +271,9 @@ class Reading(models.Model):
 
 
 class RuleSeverity(models.TextChoices):
-    REJECT = "reject", _("Reject")
-    FLAG = "flag", _("Flag for review")
-    OFF = "off", _("Off")
+    REJECT = "reject", pgettext_lazy("plausibility rule severity", "Reject")
+    FLAG = "flag", pgettext_lazy("plausibility rule severity", "Flag for review")
+    OFF = "off", pgettext_lazy("plausibility rule severity", "Off")
 
 
 class PlausibilityRule(models.Model):
@@ -292,16 +294,16 @@ class PlausibilityRule(models.Model):
 
 
 class RoundStatus(models.TextChoices):
-    DRAFT = "draft", _("Draft")
-    ASSIGNED = "assigned", _("Assigned")
-    DONE = "done", _("Done")
+    DRAFT = "draft", pgettext_lazy("round status", "Draft")
+    ASSIGNED = "assigned", pgettext_lazy("round status", "Assigned")
+    DONE = "done", pgettext_lazy("round status", "Done")
 
 
 class ReadingRound(models.Model):
     """An ordered list of supply points for one courier and period."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(pgettext_lazy("name of a reading round", "name"), max_length=100)
     period_start = models.DateField(_("from"))
     period_end = models.DateField(_("to"))
     courier = models.ForeignKey(
@@ -309,6 +311,8 @@ class ReadingRound(models.Model):
         related_name="reading_rounds", verbose_name=_("courier"),
     )
     status = models.CharField(max_length=10, choices=RoundStatus.choices, default=RoundStatus.DRAFT)
+    # When the round became done: its last stop read or skipped, or closed by hand.
+    done_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -325,10 +329,64 @@ class ReadingRound(models.Model):
         return self.name
 
 
+class SkipReason(models.TextChoices):
+    NO_ACCESS = "no_access", _("No access to the meter")
+    NOBODY_HOME = "nobody_home", _("Nobody at home")
+    METER_MISSING = "meter_missing", _("Meter not found")
+    UNREADABLE = "unreadable", _("Meter unreadable or broken")
+    DANGER = "danger", _("Unsafe to reach (dog, damage)")
+    OTHER = "other", pgettext_lazy("reason a meter was not read", "Other")
+
+
+def _installed_registers() -> models.QuerySet[Register]:
+    return Register.objects.filter(
+        meter__supply_point=OuterRef("supply_point"), meter__removed_on=None
+    )
+
+
+def stop_read_condition() -> Q:
+    """For a RoundStop query: every register installed at the stop's supply point
+    has a valid reading taken on this stop, dated within the round's period."""
+    taken = Reading.objects.valid().filter(
+        register=OuterRef("pk"),
+        round_stop=OuterRef(OuterRef("pk")),
+        read_on__gte=OuterRef(OuterRef("round__period_start")),
+        read_on__lte=OuterRef(OuterRef("round__period_end")),
+    )
+    unread = _installed_registers().filter(~Exists(taken))
+    return Q(Exists(_installed_registers())) & ~Q(Exists(unread))
+
+
+def stop_open_condition() -> Q:
+    """For a RoundStop query: neither read nor marked as skipped by the courier."""
+    return Q(skip_reason="") & ~stop_read_condition()
+
+
+class RoundStopQuerySet(models.QuerySet["RoundStop"]):
+    """Set-wise state of stops: one query answers for any number of stops."""
+
+    def read(self) -> RoundStopQuerySet:
+        return self.filter(stop_read_condition())
+
+    def open(self) -> RoundStopQuerySet:
+        return self.filter(stop_open_condition())
+
+
 class RoundStop(models.Model):
     round = models.ForeignKey(ReadingRound, models.CASCADE, related_name="stops")
     supply_point = models.ForeignKey(SupplyPoint, models.PROTECT, related_name="round_stops")
     position = models.PositiveIntegerField()
+    # Set when the courier could not read the meter: the stop no longer holds up the round.
+    skip_reason = models.CharField(
+        _("why it was not read"), max_length=16, choices=SkipReason.choices, blank=True
+    )
+    skip_note = models.CharField(_("note"), max_length=200, blank=True)
+    skipped_at = models.DateTimeField(null=True, blank=True)
+    skipped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = RoundStopQuerySet.as_manager()
 
     class Meta:
         ordering = ["round", "position"]

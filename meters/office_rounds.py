@@ -9,16 +9,23 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meters import rounds
-from meters.courier_forms import AssignForm, RoundForm
-from meters.models import ReadingRound, ReadingSource
+from meters.courier_forms import AssignForm, RoundActionForm, RoundForm
+from meters.models import (
+    ReadingRound,
+    ReadingSource,
+    RoundStatus,
+    RoundStop,
+    stop_open_condition,
+)
 from meters.services import ReadingNeedsConfirmation, ReadingRejected, record_reading
 from portal.documents import render_pdf
 from portal.office import OfficeRequest
@@ -31,10 +38,24 @@ ROUNDS_PER_PAGE = 50
 @office_view("meters.view_readinground")
 @require_GET
 def round_list(request: OfficeRequest) -> HttpResponse:
-    # Queries: the count for the paginator, the page of rounds with courier and stop count.
+    # Queries: the count for the paginator, the page of rounds with courier, stop count
+    # and the stops read or skipped (one subquery per row, in the same query).
+    settled = (
+        RoundStop.objects.filter(round=OuterRef("pk"))
+        .exclude(stop_open_condition())
+        .order_by()
+        .values("round")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     rows = (
         ReadingRound.objects.select_related("courier")
-        .annotate(stop_count=Count("stops"))
+        .annotate(
+            stop_count=Count("stops"),
+            settled_count=Coalesce(
+                Subquery(settled, output_field=IntegerField()), Value(0)
+            ),
+        )
         .order_by("-period_start", "name")
     )
     page = Paginator(rows, ROUNDS_PER_PAGE).get_page(request.GET.get("page"))
@@ -120,6 +141,8 @@ def _type_back(request: OfficeRequest, reading_round: ReadingRound) -> dict[str,
                 stored += 1
     if stored:
         messages.success(request, _("%(count)d readings saved.") % {"count": stored})
+        if rounds.complete_if_done(reading_round=reading_round, by=request.user):
+            messages.success(request, _("Every stop is read or skipped: the round is done."))
     return {
         "typed": typed,
         "errors": errors,
@@ -177,9 +200,51 @@ def round_detail(request: OfficeRequest, public_id: Any) -> HttpResponse:
             "progress": rounds.progress(reading_round),
             "entry": entry,
             "assign_form": assign_form,
+            "action_form": RoundActionForm(),
+            "open_stops": (
+                rounds.open_stops(reading_round)
+                if reading_round.status != RoundStatus.DONE
+                else []
+            ),
         },
         status=422 if failed else 200,
     )
+
+
+@office_view("meters.change_readinground")
+@require_POST
+def round_close(request: OfficeRequest, public_id: Any) -> HttpResponse:
+    """The coordinator ends a round with stops still open (listed on the round page)."""
+    reading_round = get_object_or_404(ReadingRound, public_id=public_id)
+    form = RoundActionForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        left = rounds.close_round(reading_round=reading_round, by=request.user, note=note)
+    except ServiceError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            _("Round closed with %(count)d stops not read.") % {"count": len(left)}
+            if left
+            else _("Round closed."),
+        )
+    return redirect("meters-office:round-detail", public_id=reading_round.public_id)
+
+
+@office_view("meters.change_readinground")
+@require_POST
+def round_reopen(request: OfficeRequest, public_id: Any) -> HttpResponse:
+    reading_round = get_object_or_404(ReadingRound, public_id=public_id)
+    form = RoundActionForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        rounds.reopen_round(reading_round=reading_round, by=request.user, note=note)
+    except ServiceError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("Round reopened."))
+    return redirect("meters-office:round-detail", public_id=reading_round.public_id)
 
 
 @office_view("meters.view_readinground")

@@ -11,6 +11,8 @@ urlpatterns: list = [
     path("rounds/new/", office_rounds.round_create, name="round-create"),
     path("rounds/<uuid:public_id>/", office_rounds.round_detail, name="round-detail"),
     path("rounds/<uuid:public_id>/progress/", office_rounds.round_progress, name="round-progress"),
+    path("rounds/<uuid:public_id>/close/", office_rounds.round_close, name="round-close"),
+    path("rounds/<uuid:public_id>/reopen/", office_rounds.round_reopen, name="round-reopen"),
     path("rounds/<uuid:public_id>/sheet.pdf", office_rounds.round_sheet, name="round-sheet"),
     # Reading imports and the reading export (imports helper).
     path("imports/", office_imports.import_list, name="import-list"),

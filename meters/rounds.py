@@ -8,7 +8,8 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from meters import plausibility
@@ -20,7 +21,9 @@ from meters.models import (
     Register,
     RoundStatus,
     RoundStop,
+    SkipReason,
     SupplyPoint,
+    stop_read_condition,
 )
 from portal.models import User
 from portal.services import ServiceError, record
@@ -30,16 +33,21 @@ from portal.staff import is_courier
 @dataclass(frozen=True)
 class RoundProgress:
     total: int  # stops in the round
-    read: int  # stops with at least one valid reading taken on this round
+    read: int  # stops whose registers all have a valid reading of this round and period
     flagged: int  # readings of this round waiting for review
+    skipped: int = 0  # stops not read that the courier marked as skipped
+
+    @property
+    def settled(self) -> int:
+        return self.read + self.skipped
 
     @property
     def left(self) -> int:
-        return self.total - self.read
+        return self.total - self.settled
 
     @property
     def percent(self) -> int:
-        return round(100 * self.read / self.total) if self.total else 0
+        return round(100 * self.settled / self.total) if self.total else 0
 
 
 @transaction.atomic
@@ -98,14 +106,128 @@ def assign(*, reading_round: ReadingRound, courier: User, by: User) -> ReadingRo
 
 
 def progress(reading_round: ReadingRound) -> RoundProgress:
-    """Read and total stops and flagged readings, in one query whatever the size."""
-    valid = [ReadingStatus.ACCEPTED, ReadingStatus.FLAGGED]
+    """Read, skipped and total stops and flagged readings, in one query whatever the size."""
+    read = stop_read_condition()
     figures = RoundStop.objects.filter(round=reading_round).aggregate(
         total=Count("id", distinct=True),
-        read=Count("id", filter=Q(readings__status__in=valid), distinct=True),
+        read=Count("id", filter=read, distinct=True),
+        skipped=Count("id", filter=~Q(skip_reason="") & ~read, distinct=True),
         flagged=Count("readings", filter=Q(readings__status=ReadingStatus.FLAGGED)),
     )
-    return RoundProgress(total=figures["total"], read=figures["read"], flagged=figures["flagged"])
+    return RoundProgress(
+        total=figures["total"],
+        read=figures["read"],
+        skipped=figures["skipped"],
+        flagged=figures["flagged"],
+    )
+
+
+def open_stops(reading_round: ReadingRound) -> list[RoundStop]:
+    """Stops neither read nor skipped, in visiting order (one query)."""
+    return list(
+        RoundStop.objects.open()
+        .filter(round=reading_round)
+        .select_related("supply_point")
+        .order_by("position")
+    )
+
+
+def complete_if_done(*, reading_round: ReadingRound, by: User | None) -> bool:
+    """Mark the round done when no stop is open any more; True when it just became done.
+
+    One conditional UPDATE whatever the number of stops, so two readings
+    arriving together cannot both (or neither) close the round.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        changed = (
+            ReadingRound.objects.filter(
+                pk=reading_round.pk, status__in=[RoundStatus.DRAFT, RoundStatus.ASSIGNED]
+            )
+            .filter(~Exists(RoundStop.objects.open().filter(round=OuterRef("pk"))))
+            .update(status=RoundStatus.DONE, done_at=now)
+        )
+        if not changed:
+            return False
+        before = reading_round.status
+        reading_round.status, reading_round.done_at = RoundStatus.DONE, now
+        record(
+            action="meters.round_done",
+            actor=by,
+            obj=reading_round,
+            before={"status": before},
+            after={"status": RoundStatus.DONE, "closed_by_hand": False},
+        )
+    return True
+
+
+@transaction.atomic
+def close_round(*, reading_round: ReadingRound, by: User, note: str = "") -> list[RoundStop]:
+    """The coordinator ends the round as it is; returns the stops left open."""
+    locked = ReadingRound.objects.select_for_update().get(pk=reading_round.pk)
+    if locked.status == RoundStatus.DONE:
+        raise ServiceError(_("This round is already done."))
+    left = open_stops(locked)
+    before = locked.status
+    locked.status, locked.done_at = RoundStatus.DONE, timezone.now()
+    locked.save(update_fields=["status", "done_at"])
+    reading_round.status, reading_round.done_at = locked.status, locked.done_at
+    record(
+        action="meters.round_closed",
+        actor=by,
+        obj=locked,
+        before={"status": before},
+        after={
+            "status": RoundStatus.DONE,
+            "closed_by_hand": True,
+            "open_stops": [stop.supply_point.code for stop in left],
+        },
+        note=note,
+    )
+    return left
+
+
+@transaction.atomic
+def reopen_round(*, reading_round: ReadingRound, by: User, note: str = "") -> ReadingRound:
+    """Put a done round back in work: with its courier again, or as a draft without one."""
+    locked = ReadingRound.objects.select_for_update().get(pk=reading_round.pk)
+    if locked.status != RoundStatus.DONE:
+        raise ServiceError(_("Only a done round can be reopened."))
+    locked.status = RoundStatus.ASSIGNED if locked.courier_id else RoundStatus.DRAFT
+    locked.done_at = None
+    locked.save(update_fields=["status", "done_at"])
+    reading_round.status, reading_round.done_at = locked.status, None
+    record(
+        action="meters.round_reopened",
+        actor=by,
+        obj=locked,
+        before={"status": RoundStatus.DONE},
+        after={"status": locked.status},
+        note=note,
+    )
+    return locked
+
+
+@transaction.atomic
+def skip_stop(*, stop: RoundStop, reason: str, note: str = "", by: User) -> RoundStop:
+    """The courier could not read the meters of ``stop``: say why, and let the round finish."""
+    if reason not in SkipReason.values:
+        raise ServiceError(_("Choose why the meter was not read."))
+    if reason == SkipReason.OTHER and not note.strip():
+        raise ServiceError(_("Say what kept you from reading the meter."))
+    stop.skip_reason, stop.skip_note = reason, note.strip()
+    stop.skipped_at, stop.skipped_by = timezone.now(), by
+    stop.save(update_fields=["skip_reason", "skip_note", "skipped_at", "skipped_by"])
+    record(
+        action="meters.stop_skipped",
+        actor=by,
+        customer=stop.supply_point.customer,
+        obj=stop.round,
+        after={"stop": stop.position, "supply_point": stop.supply_point.code,
+               "reason": reason, "note": stop.skip_note},
+    )
+    complete_if_done(reading_round=stop.round, by=by)
+    return stop
 
 
 @dataclass
@@ -141,6 +263,10 @@ class StopLine:
     def done(self) -> bool:
         lines = self.lines
         return bool(lines) and all(line.reading is not None for line in lines)
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.stop.skip_reason) and not self.done
 
 
 def stop_lines(reading_round: ReadingRound, *, on: date) -> list[StopLine]:

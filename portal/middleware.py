@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from allauth.mfa.signals import authenticator_removed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import translation
@@ -11,6 +13,10 @@ from portal.staff import is_staff_member
 # Pages a staff member without MFA may still open: the MFA set-up itself,
 # logout, and the files those pages need.
 _MFA_SETUP_PREFIXES = ("/accounts/", "/static/", "/i18n/")
+
+# Session key: the pk of the user whose TOTP authenticator was found, so that
+# the common staff request needs no query. Dropped when an authenticator is removed.
+MFA_SEEN_SESSION_KEY = "guichet_mfa_user"
 
 
 class UserLanguageMiddleware:
@@ -38,13 +44,27 @@ class StaffMFAMiddleware:
         if (
             is_staff_member(user)
             and not request.path.startswith(_MFA_SETUP_PREFIXES)
-            and not _has_totp(user)
+            and not _has_totp(request)
         ):
             return redirect("mfa_activate_totp")
         return self.get_response(request)
 
 
-def _has_totp(user: object) -> bool:
+def _has_totp(request: HttpRequest) -> bool:
     from allauth.mfa.models import Authenticator
 
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    user = request.user
+    if request.session.get(MFA_SEEN_SESSION_KEY) == user.pk:
+        return True
+    found = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    if found:
+        request.session[MFA_SEEN_SESSION_KEY] = user.pk
+    return found
+
+
+# Connected on import: Django loads the middleware before it serves a request,
+# and allauth sends this signal only while serving one.
+@receiver(authenticator_removed)
+def _forget_mfa(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
+    if request is not None and hasattr(request, "session"):
+        request.session.pop(MFA_SEEN_SESSION_KEY, None)

@@ -100,6 +100,7 @@ def courier_urls(my_round: ReadingRound, register: Register) -> list[tuple[str, 
         ("get", reverse("courier:round", args=[my_round.public_id])),
         ("post", reverse("courier:reading-form", args=[my_round.public_id, register.public_id])),
         ("post", reverse("courier:reading-sync")),
+        ("post", reverse("courier:stop-skip", args=[my_round.public_id, 1])),
     ]
 
 
@@ -110,6 +111,8 @@ def request(
         return client.get(url)
     if url == reverse("courier:reading-sync"):
         return sync(client, payload(my_round, register, "2200"))
+    if url.endswith("/skip/"):
+        return client.post(url, {"reason": "no_access"})
     return client.post(url, {"value": "2200"})
 
 
@@ -121,6 +124,7 @@ def test_it_hides_the_courier_pages_from_customers(
     for method, url in courier_urls(my_round, register):
         assert request(client, method, url, my_round, register).status_code == 404, url
     assert not Reading.objects.filter(round_stop__round=my_round).exists()
+    assert not RoundStop.objects.filter(round=my_round).exclude(skip_reason="").exists()
 
 
 @pytest.mark.usefixtures("history")
@@ -134,6 +138,7 @@ def test_it_forbids_the_courier_pages_to_office_staff(
     for method, url in courier_urls(my_round, register):
         assert request(client, method, url, my_round, register).status_code == 403, url
     assert not Reading.objects.filter(round_stop__round=my_round).exists()
+    assert not RoundStop.objects.filter(round=my_round).exclude(skip_reason="").exists()
 
 
 def test_it_sends_anonymous_visitors_to_the_courier_login(
@@ -158,6 +163,7 @@ def test_it_hides_another_couriers_round(
     for method, url in courier_urls(my_round, register)[1:]:
         assert request(client, method, url, my_round, register).status_code == 404, url
     assert not Reading.objects.filter(round_stop__round=my_round).exists()
+    assert not RoundStop.objects.filter(round=my_round).exclude(skip_reason="").exists()
 
 
 def test_it_lists_my_assigned_rounds(

@@ -154,3 +154,36 @@ def test_it_sends_password_reset_mail_through_the_outbox(
     assert message.status == Status.SENT
     assert "/accounts/password/reset/key/" in message.body_text
     assert [m.to for m in mail.outbox] == [[alice.email]]
+
+
+def test_it_checks_a_staff_members_mfa_once_per_session(
+    make_staff: Callable[[Role], User], client_for: Callable[[User], Client]
+) -> None:
+    from allauth.mfa.models import Authenticator
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    staff = make_staff(Role.BILLING)
+    client = client_for(staff)
+
+    def authenticator_queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/office/").status_code == 200
+        return sum('"mfa_authenticator"' in q["sql"] for q in ctx.captured_queries)
+
+    assert authenticator_queries() == 1
+    assert authenticator_queries() == 0
+    assert authenticator_queries() == 0
+
+    # Turning TOTP off (allauth's own page) makes the next request ask again, and send
+    # the staff member back to setting it up.
+    totp = Authenticator.objects.get(user=staff, type=Authenticator.Type.TOTP)
+    # allauth asks for the password again first.
+    response = client.post("/accounts/2fa/totp/deactivate/")
+    assert response["Location"].startswith("/accounts/reauthenticate/")
+    client.post(response["Location"], {"password": "correct-horse-battery"})
+    client.post("/accounts/2fa/totp/deactivate/")
+    assert not Authenticator.objects.filter(pk=totp.pk).exists()
+    response = client.get("/office/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/2fa/totp/activate/"
