@@ -204,7 +204,9 @@ class Reading(models.Model):
     """One index read from a register, by whoever read it, with its evidence."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    register = models.ForeignKey(Register, models.PROTECT, related_name="readings")
+    # Indexed by reading_register_recent (register_id first).
+    register = models.ForeignKey(Register, models.PROTECT, related_name="readings",
+                                 db_index=False)
     value = models.DecimalField(_("index"), max_digits=18, decimal_places=3)
     read_at = models.DateTimeField(_("read at"))
     # The business date (operator's zone) of read_at: one reading per register and day.
@@ -221,16 +223,21 @@ class Reading(models.Model):
     # Consumption since the previous valid reading (after rollover and multiplier).
     consumption = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
     used_for_billing = models.BooleanField(_("used for billing"), default=True)
+    # Not indexed: nothing lists readings by who typed them, and every index
+    # slows down the million-row imports (deleting a user is rare enough to scan).
     entered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,
     )
     # A courier's phone makes this id before sending: a reading sent twice is stored once.
-    client_id = models.UUIDField(null=True, blank=True, unique=True)
+    client_id = models.UUIDField(null=True, blank=True)
     round_stop = models.ForeignKey(
-        "RoundStop", models.SET_NULL, null=True, blank=True, related_name="readings"
+        "RoundStop", models.SET_NULL, null=True, blank=True, related_name="readings",
+        db_index=False,
     )
     import_batch = models.ForeignKey(
-        "ReadingImport", models.PROTECT, null=True, blank=True, related_name="readings"
+        "ReadingImport", models.PROTECT, null=True, blank=True, related_name="readings",
+        db_index=False,
     )
     photo = models.FileField(upload_to="reading-photos/%Y/%m/", blank=True)
     photo_sha256 = models.CharField(max_length=64, blank=True)
@@ -251,6 +258,10 @@ class Reading(models.Model):
                 fields=["register", "read_on"], condition=~models.Q(status="rejected"),
                 name="reading_one_per_register_day",
             ),
+            models.UniqueConstraint(
+                fields=["client_id"], condition=models.Q(client_id__isnull=False),
+                name="reading_client_id_once",
+            ),
         ]
         indexes = [
             # History and "previous reading": WHERE register_id = … ORDER BY read_on DESC.
@@ -258,6 +269,11 @@ class Reading(models.Model):
             # Coordinator's review list: WHERE status = 'flagged'.
             models.Index(fields=["status"], condition=models.Q(status="flagged"),
                          name="reading_flagged"),
+            # Partial: most readings come from neither a round nor a file.
+            models.Index(fields=["round_stop"], condition=models.Q(round_stop__isnull=False),
+                         name="reading_round_stop"),
+            models.Index(fields=["import_batch"], condition=models.Q(import_batch__isnull=False),
+                         name="reading_import_batch"),
         ]
 
     def __str__(self) -> str:
@@ -399,14 +415,21 @@ class RoundStop(models.Model):
 
 
 class ImportStatus(models.TextChoices):
+    UPLOADED = "uploaded", _("Waiting to be checked")
+    CHECKING = "checking", _("Being checked")
     VALIDATED = "validated", _("Checked, ready to post")
+    POSTING = "posting", _("Being posted")
     FAILED = "failed", _("Has errors")
     COMMITTED = "committed", _("Posted")
     DISCARDED = "discarded", _("Discarded")
 
 
 class ReadingImport(models.Model):
-    """A file of readings: stored, hashed, validated row by row, then posted whole."""
+    """A file of readings: stored, hashed, checked row by row, then posted whole.
+
+    The checked rows wait in an unlogged table (meters.imports.checked_table)
+    until the file is posted or discarded.
+    """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     file = models.FileField(upload_to="imports/readings/%Y/%m/")
@@ -415,6 +438,9 @@ class ReadingImport(models.Model):
     status = models.CharField(max_length=10, choices=ImportStatus.choices)
     row_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
+    flagged_count = models.PositiveIntegerField(default=0)
+    # Why a checked file could not be posted (it is then failed and may be uploaded again).
+    problem = models.CharField(max_length=300, blank=True)
     # The first errors, for the page: [{"line": n, "column": name, "message": text}]
     errors = models.JSONField(default=list, blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")

@@ -1,8 +1,9 @@
 """Office pages for reading imports and the reading export (/office/meters/…).
 
-Upload → the file is stored, hashed and checked row by row → its page lists
-the errors with their line numbers → a file without errors is posted whole
-(or discarded). The export gives a customer's readings for a period.
+Upload → the file is stored and hashed, and a Celery task checks it row by
+row while its page shows the progress → the page lists the errors with their
+line numbers → a file without errors is posted whole by another task (or
+discarded). The export gives a customer's readings for a period.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
 from meters import exports, imports
-from meters.models import ReadingImport
+from meters.models import ImportStatus, ReadingImport
+from portal.imports import ImportFileError, check_xlsx_archive, kind_of
 from portal.models import Customer
 from portal.services import ServiceError
 from portal.staff import StaffRequest, office_view
@@ -28,6 +30,7 @@ from portal.staff import StaffRequest, office_view
 IMPORTS_PER_PAGE = 50
 ERRORS_PER_PAGE = 100
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+UNDER_WAY = (ImportStatus.UPLOADED, ImportStatus.CHECKING, ImportStatus.POSTING)
 
 
 class OfficeRequest(StaffRequest):
@@ -50,6 +53,15 @@ class UploadForm(forms.Form):
             raise forms.ValidationError(_("The file is larger than 512 MB; split it."))
         if upload.size == 0:
             raise forms.ValidationError(_("The file is empty."))
+        # What the first bytes tell is said at once; the rows are checked in the background.
+        try:
+            upload.seek(0)
+            if kind_of(upload.name or "", upload.read(1024)) == "xlsx":
+                check_xlsx_archive(upload)
+        except ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        finally:
+            upload.seek(0)
         return upload
 
 
@@ -72,11 +84,6 @@ def import_upload(request: OfficeRequest) -> HttpResponse:
         except ServiceError as exc:
             form.add_error("file", str(exc))
         else:
-            if imp.error_count:
-                messages.warning(request, _("The file has errors; nothing was posted."))
-            else:
-                messages.success(request, _("The file is checked: %(count)d readings ready to "
-                                            "post.") % {"count": imp.row_count})
             url = imp_url(imp)
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     template = "meters/imports/upload.html#form" if request.htmx else "meters/imports/upload.html"
@@ -94,10 +101,17 @@ def imp_url(imp: ReadingImport) -> str:
 def import_detail(request: OfficeRequest, public_id: str) -> HttpResponse:
     imp = get_object_or_404(ReadingImport.objects.select_related("uploaded_by"),
                             public_id=public_id)
+    under_way = imp.status in UNDER_WAY
+    if request.htmx and request.htmx.target == "import-progress":
+        if not under_way:
+            return HttpResponseClientRefresh()
+        return render(request, "meters/imports/detail.html#progress",
+                      {"imp": imp, "progress": imports.progress_of(imp)})
     errors = Paginator(imp.errors, ERRORS_PER_PAGE).get_page(request.GET.get("page"))
     template = "meters/imports/detail.html#errors" if request.htmx else "meters/imports/detail.html"
     return render(request, template, {
-        "imp": imp, "errors": errors,
+        "imp": imp, "errors": errors, "under_way": under_way,
+        "progress": imports.progress_of(imp) if under_way else 0,
         "more_errors": imp.error_count - len(imp.errors),
     })
 
@@ -107,11 +121,9 @@ def import_detail(request: OfficeRequest, public_id: str) -> HttpResponse:
 def import_commit(request: OfficeRequest, public_id: str) -> HttpResponseBase:
     imp = get_object_or_404(ReadingImport, public_id=public_id)
     try:
-        imp = imports.commit_import(imp=imp, committed_by=request.user)
+        imports.request_post(imp=imp, requested_by=request.user)
     except ServiceError as exc:
         messages.error(request, str(exc))
-    else:
-        messages.success(request, _("%(count)d readings were posted.") % {"count": imp.row_count})
     url = imp_url(imp)
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 

@@ -7,8 +7,11 @@ all go through the two functions here:
     rules = active_rules()                      # one query
     verdict = check(contexts[rid], value, read_on, today=today, rules=rules)
 
-`check` is pure: no database, so an import can check a million rows with the
-contexts it loaded once per batch.
+`check` is pure: no database. File imports (meters/imports.py) judge their rows
+set-wise in SQL and send here only the rows SQL cannot accept on sight; that SQL
+must accept nothing these rules would flag or reject. When a rule changes,
+change its `judged` step too: tests/meters/test_imports.py runs every edge case
+through both and fails when they disagree.
 
 Units. A register's *index* is what the dial shows. `ReadingContext.expected_daily`
 is the expected movement of the index per day (dial units, before the
@@ -189,16 +192,17 @@ def active_rules() -> RuleSet:
 # the register's geometry and meter period, its latest valid reading (before
 # `before`), and over the HISTORY_DAYS before that reading the sum of index
 # movements (a drop counts as a wrap of the dial) and the date the index last moved.
+# `{ids}` is the set of registers: an array parameter or a subquery.
 _CONTEXT_SQL = """
 WITH reg AS (
     SELECT r.id, r.integer_digits, r.decimals, r.multiplier, m.installed_on, m.removed_on
     FROM {register} r JOIN {meter} m ON m.id = r.meter_id
-    WHERE r.id = ANY(%(ids)s::bigint[])
+    WHERE r.id IN ({ids})
 ),
 last AS (
     SELECT DISTINCT ON (x.register_id) x.register_id, x.value, x.read_on
     FROM {reading} x
-    WHERE x.register_id = ANY(%(ids)s::bigint[]) AND x.status <> %(rejected)s
+    WHERE x.register_id IN (SELECT id FROM reg) AND x.status <> %(rejected)s
       AND (%(before)s::date IS NULL OR x.read_on < %(before)s::date)
     ORDER BY x.register_id, x.read_on DESC, x.id DESC
 ),
@@ -226,6 +230,56 @@ LEFT JOIN last ON last.register_id = reg.id
 LEFT JOIN stats ON stats.register_id = reg.id
 """
 
+# The columns context_sql() gives, in order (context_from_row takes them).
+CONTEXT_COLUMNS = (
+    "register_id", "integer_digits", "decimals", "multiplier", "installed_on", "removed_on",
+    "last_value", "last_on", "first_on", "moved", "last_move_on",
+)
+
+
+def context_sql(ids: str = "SELECT unnest(%(ids)s::bigint[])") -> str:
+    """The context statement for the registers `ids` (SQL giving register ids).
+
+    Parameters: %(rejected)s, %(before)s, %(days)s (see context_params) and
+    whatever `ids` uses.
+    """
+    return _CONTEXT_SQL.format(
+        register=Register._meta.db_table, meter=Meter._meta.db_table,
+        reading=Reading._meta.db_table, ids=ids,
+    )
+
+
+def context_params(before: date | None = None) -> dict[str, Any]:
+    return {"before": before, "rejected": REJECTED, "days": HISTORY_DAYS}
+
+
+def context_from_row(row: tuple[Any, ...]) -> ReadingContext:
+    """A ReadingContext from one row of context_sql()."""
+    (register_id, digits, decimals, multiplier, installed_on, removed_on, value,
+     read_on, first_on, moved, last_move_on) = row
+    expected: Decimal | None = None
+    if read_on is not None and first_on is not None and moved is not None:
+        span = (read_on - first_on).days
+        if span >= MIN_HISTORY_DAYS:
+            expected = Decimal(moved) / span
+    zero_days = 0
+    if read_on is not None:
+        still_since = last_move_on or first_on or read_on
+        zero_days = (read_on - still_since).days
+    return ReadingContext(
+        register_id=register_id,
+        integer_digits=digits,
+        decimals=decimals,
+        multiplier=Decimal(multiplier),
+        previous_value=Decimal(value) if value is not None else None,
+        previous_on=read_on,
+        expected_daily=expected,
+        zero_days=zero_days,
+        last_on=read_on,
+        installed_on=installed_on,
+        removed_on=removed_on,
+    )
+
 
 def load_contexts(
     register_ids: Iterable[int], *, before: date | None = None
@@ -239,39 +293,9 @@ def load_contexts(
     ids = sorted({int(i) for i in register_ids})
     if not ids:
         return {}
-    sql = _CONTEXT_SQL.format(
-        register=Register._meta.db_table, meter=Meter._meta.db_table,
-        reading=Reading._meta.db_table,
-    )
-    params = {"ids": ids, "before": before, "rejected": REJECTED, "days": HISTORY_DAYS}
-    contexts: dict[int, ReadingContext] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for (register_id, digits, decimals, multiplier, installed_on, removed_on, value,
-             read_on, first_on, moved, last_move_on) in cursor.fetchall():
-            expected: Decimal | None = None
-            if read_on is not None and first_on is not None and moved is not None:
-                span = (read_on - first_on).days
-                if span >= MIN_HISTORY_DAYS:
-                    expected = Decimal(moved) / span
-            zero_days = 0
-            if read_on is not None:
-                still_since = last_move_on or first_on or read_on
-                zero_days = (read_on - still_since).days
-            contexts[register_id] = ReadingContext(
-                register_id=register_id,
-                integer_digits=digits,
-                decimals=decimals,
-                multiplier=Decimal(multiplier),
-                previous_value=Decimal(value) if value is not None else None,
-                previous_on=read_on,
-                expected_daily=expected,
-                zero_days=zero_days,
-                last_on=read_on,
-                installed_on=installed_on,
-                removed_on=removed_on,
-            )
-    return contexts
+        cursor.execute(context_sql(), {"ids": ids, **context_params(before)})
+        return {row[0]: context_from_row(row) for row in cursor.fetchall()}
 
 
 def fresh_context(ctx: ReadingContext) -> ReadingContext:

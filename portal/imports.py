@@ -19,7 +19,8 @@ import csv
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from datetime import date, datetime, time
 from itertools import islice
 from typing import IO, Any
 
@@ -80,16 +81,48 @@ def kind_of(name: str, head: bytes) -> str:
 
 
 def iter_rows(fileobj: IO[bytes], name: str) -> Iterator[tuple[int, Row]]:
-    """The rows of an uploaded CSV or XLSX, as (line number, {header: value}).
+    """The rows of an uploaded CSV or XLSX, as (line number, {header: text}).
 
     ``fileobj`` is a binary, seekable file. Raises ImportFileError (possibly
     after some rows were produced) when the file cannot be read further.
     """
+    columns, rows = read_table(fileobj, name)
+    for line, values in rows:
+        yield line, {c: v for c, v in zip(columns, values, strict=False) if c}
+
+
+def read_table(fileobj: IO[bytes], name: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The normalised header and the rows (line number, [cell text]) of a CSV or XLSX.
+
+    The header is read at once (ImportFileError when the file is empty or not
+    a spreadsheet); the rows are read as they are asked for. Cells are text:
+    XLSX dates become ISO dates, whole numbers lose their ".0". A row may be
+    shorter than the header; blank rows are skipped.
+    """
     head = fileobj.read(1024)
     fileobj.seek(0)
     if kind_of(name, head) == "xlsx":
-        return _xlsx_rows(fileobj)
-    return _csv_rows(fileobj)
+        return _xlsx_table(fileobj)
+    return _csv_table(fileobj)
+
+
+def cell_text(value: object) -> str:
+    """A spreadsheet cell as the text a person would read in it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, datetime):
+        if value.time() == time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value).strip()
 
 
 # --- CSV -------------------------------------------------------------------------
@@ -100,49 +133,61 @@ def _delimiter(sample: str) -> str:
     return ";" if first_line.count(";") > first_line.count(",") else ","
 
 
-def _csv_rows(fileobj: IO[bytes]) -> Iterator[tuple[int, Row]]:
+def _csv_table(fileobj: IO[bytes]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     sample_bytes = fileobj.read(_SNIFF_BYTES)
     fileobj.seek(0)
     sample = sample_bytes.decode("utf-8-sig", errors="replace")
     text = io.TextIOWrapper(fileobj, encoding="utf-8-sig", newline="")
     previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.reader(text, delimiter=_delimiter(sample))
-    line = 1
     try:
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportFileError(_("The file is empty.")) from None
-        columns = [normalise_header(h) for h in header]
-        if len(columns) > MAX_COLUMNS:
-            raise ImportFileError(_("The first line has too many columns; is it the header?"))
-        width = len(columns)
-        while True:
-            line = reader.line_num + 1
-            row = next(reader)
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError(_("The file is empty.")) from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise _csv_error(exc, 1) from exc
+    finally:
+        csv.field_size_limit(previous_limit)
+    columns = [normalise_header(h) for h in header]
+    if len(columns) > MAX_COLUMNS:
+        raise ImportFileError(_("The first line has too many columns; is it the header?"))
+    return columns, _csv_body(reader, text, len(columns))
+
+
+def _csv_body(
+    reader: Any, text: io.TextIOWrapper, width: int
+) -> Iterator[tuple[int, list[str]]]:
+    previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
+    line = reader.line_num + 1
+    try:
+        for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
+                line = reader.line_num + 1
                 continue
             if len(row) > MAX_COLUMNS:
                 raise ImportFileError(
                     _("Line %(line)d has %(count)d columns; the header has %(width)d.")
                     % {"line": reader.line_num, "count": len(row), "width": width}
                 )
-            yield reader.line_num, dict(zip(columns, row, strict=False))
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        raise ImportFileError(
-            _("Line %(line)d cannot be read (longer than %(limit)d characters or badly quoted).")
-            % {"line": line, "limit": MAX_FIELD_CHARS}
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(
-            _("The file is not UTF-8 text (near line %(line)d); save it as “CSV UTF-8”.")
-            % {"line": line}
-        ) from exc
+            yield reader.line_num, row
+            line = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise _csv_error(exc, line) from exc
     finally:
         csv.field_size_limit(previous_limit)
         text.detach()
+
+
+def _csv_error(exc: Exception, line: int) -> ImportFileError:
+    if isinstance(exc, UnicodeDecodeError):
+        return ImportFileError(
+            _("The file is not UTF-8 text (near line %(line)d); save it as “CSV UTF-8”.")
+            % {"line": line}
+        )
+    return ImportFileError(
+        _("Line %(line)d cannot be read (longer than %(limit)d characters or badly quoted).")
+        % {"line": line, "limit": MAX_FIELD_CHARS}
+    )
 
 
 # --- XLSX ------------------------------------------------------------------------
@@ -185,7 +230,7 @@ def check_xlsx_archive(fileobj: IO[bytes]) -> None:
     fileobj.seek(0)
 
 
-def _xlsx_rows(fileobj: IO[bytes]) -> Iterator[tuple[int, Row]]:
+def _xlsx_table(fileobj: IO[bytes]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     import openpyxl
 
     check_xlsx_archive(fileobj)
@@ -193,9 +238,26 @@ def _xlsx_rows(fileobj: IO[bytes]) -> Iterator[tuple[int, Row]]:
         book = openpyxl.load_workbook(fileobj, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a broken workbook
         raise ImportFileError(_("The .xlsx workbook is damaged and cannot be opened.")) from exc
+    rows = _xlsx_values(book)
+    try:
+        for _line, values in rows:
+            columns = [normalise_header(v) for v in values]
+            if len([c for c in columns if c]) > MAX_COLUMNS:
+                raise ImportFileError(
+                    _("The first line has too many columns; is it the header?")
+                )
+            return columns, rows
+    except BaseException:
+        rows.close()
+        raise
+    rows.close()
+    raise ImportFileError(_("The file is empty."))
+
+
+def _xlsx_values(book: Any) -> Generator[tuple[int, list[str]], None, None]:
+    """The non-blank rows of the first sheet as text, with their row numbers."""
     try:
         sheet = book.worksheets[0]
-        columns: list[str] | None = None
         line = 0
         rows = sheet.iter_rows(values_only=True)
         while True:
@@ -208,22 +270,14 @@ def _xlsx_rows(fileobj: IO[bytes]) -> Iterator[tuple[int, Row]]:
                     _("The workbook cannot be read after line %(line)d.") % {"line": line}
                 ) from exc
             line += 1
-            if not any(v is not None and str(v).strip() for v in values):
+            texts = [cell_text(v) for v in values]
+            if not any(texts):
                 continue
-            if columns is None:
-                columns = [normalise_header(v) for v in values]
-                if len([c for c in columns if c]) > MAX_COLUMNS:
-                    raise ImportFileError(
-                        _("The first line has too many columns; is it the header?")
-                    )
-                continue
-            if any(isinstance(v, str) and len(v) > MAX_FIELD_CHARS for v in values):
+            if any(len(t) > MAX_FIELD_CHARS for t in texts):
                 raise ImportFileError(
                     _("Line %(line)d has a cell longer than %(limit)d characters.")
                     % {"line": line, "limit": MAX_FIELD_CHARS}
                 )
-            yield line, {c: v for c, v in zip(columns, values, strict=False) if c}
-        if columns is None:
-            raise ImportFileError(_("The file is empty."))
+            yield line, texts
     finally:
         book.close()
