@@ -467,8 +467,17 @@ class BillingRunStatus(models.TextChoices):
     CANCELLED = "cancelled", pgettext_lazy("billing run", "Cancelled")
 
 
+class BillingRunQuerySet(models.QuerySet["BillingRun"]):
+    def in_progress(self) -> BillingRunQuerySet:
+        return self.filter(status__in=[BillingRunStatus.PRICING, BillingRunStatus.ISSUING])
+
+
 class BillingRun(models.Model):
-    """A batch of invoices for a period (the run itself comes with the run workflow)."""
+    """A batch of invoices for a period: priced, reviewed, then issued and delivered.
+
+    The workflow is in billing.runs; the supply points it covers are all of a
+    service, or those of chosen customers (of that service, if one is given).
+    """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(_("name"), max_length=100)
@@ -478,15 +487,90 @@ class BillingRun(models.Model):
         _("status"), max_length=10, choices=BillingRunStatus.choices,
         default=BillingRunStatus.DRAFT,
     )
+    service = models.CharField(
+        _("service"), max_length=16, choices=Service.choices, blank=True,
+        help_text=_("Blank: every service of the chosen customers."),
+    )
+    customers = models.ManyToManyField(
+        Customer, blank=True, related_name="+", verbose_name=_("customers"),
+        help_text=_("Blank: every customer with a supply point of the service."),
+    )
+    supply_point_count = models.PositiveIntegerField(_("supply points"), default=0)
+    # The day every invoice of the run is issued on, fixed when staff press "issue all".
+    issue_date = models.DateField(_("issue date"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    priced_at = models.DateTimeField(null=True, blank=True)
+    issue_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BillingRunQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("billing run")
         verbose_name_plural = _("billing runs")
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(period_end__gte=models.F("period_start")),
+                name="billingrun_period_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (BillingRunStatus.PRICING, BillingRunStatus.ISSUING)
+
+
+class RunExceptionKind(models.TextChoices):
+    MISSING_READING = "missing_reading", _("Missing reading, no estimate possible")
+    FLAGGED_READING = "flagged_reading", _("Reading waiting for review in the period")
+    ZERO_AMOUNT = "zero_amount", _("Nothing to invoice (zero amount)")
+    NO_TARIFF = "no_tariff", _("No tariff or VAT rate for the period")
+    ALREADY_INVOICED = "already_invoiced", _("Already invoiced for the period")
+
+
+class BillingRunExceptionQuerySet(models.QuerySet["BillingRunException"]):
+    def open(self) -> BillingRunExceptionQuerySet:
+        return self.filter(excluded_at=None)
+
+
+class BillingRunException(models.Model):
+    """Why a supply point of a run has no draft invoice; staff exclude it or re-price it."""
+
+    run = models.ForeignKey(BillingRun, models.CASCADE, related_name="exceptions")
+    supply_point = models.ForeignKey(SupplyPoint, models.CASCADE, related_name="+")
+    kind = models.CharField(_("problem"), max_length=20, choices=RunExceptionKind.choices)
+    message = models.CharField(_("details"), max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when staff leave the supply point out of the run.
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = BillingRunExceptionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("billing run exception")
+        verbose_name_plural = _("billing run exceptions")
+        ordering = ["run", "supply_point", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "supply_point", "kind"], name="runexception_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.supply_point_id} {self.kind}"
 
 
 class InvoiceKind(models.TextChoices):
@@ -635,6 +719,12 @@ class Invoice(models.Model):
                 condition=models.Q(kind="credit_note") | models.Q(credited_invoice=None),
                 name="invoice_only_credit_notes_credit",
             ),
+            # A billing run invoices a supply point once, however often it is restarted.
+            models.UniqueConstraint(
+                fields=["billing_run", "supply_point"],
+                condition=models.Q(billing_run__isnull=False),
+                name="invoice_once_per_run_and_point",
+            ),
         ]
         indexes = [
             # Portal list: WHERE customer_id = … ORDER BY issue_date DESC, id DESC.
@@ -776,6 +866,77 @@ class InvoiceLine(models.Model):
         return Invoice.objects.filter(pk=self.invoice_id).exclude(
             status=InvoiceStatus.DRAFT
         ).exists()
+
+
+# ---------------------------------------------------------------------------
+# Delivery of issued invoices
+
+
+class DeliveryChannel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    PAPER = "paper", _("Paper")
+
+
+def print_batch_path(batch: PrintBatch, filename: str) -> str:
+    return f"print-batches/{batch.created_at:%Y/%m}/{filename}"
+
+
+class PrintBatch(models.Model):
+    """Paper invoices of a run merged into one PDF for the printer, with its mailing list."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    run = models.ForeignKey(BillingRun, models.PROTECT, related_name="print_batches")
+    sequence = models.PositiveSmallIntegerField(_("batch"))
+    created_at = models.DateTimeField()
+    item_count = models.PositiveIntegerField(_("letters"), default=0)
+    page_count = models.PositiveIntegerField(_("pages"), default=0)
+    merged_pdf = models.FileField(upload_to=print_batch_path, blank=True)
+    list_csv = models.FileField(upload_to=print_batch_path, blank=True)
+
+    class Meta:
+        verbose_name = _("print batch")
+        verbose_name_plural = _("print batches")
+        ordering = ["run", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "sequence"], name="printbatch_sequence"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} #{self.sequence}"
+
+
+class InvoiceDeliveryQuerySet(models.QuerySet["InvoiceDelivery"]):
+    def unbatched_paper(self) -> InvoiceDeliveryQuerySet:
+        return self.filter(channel=DeliveryChannel.PAPER, print_batch=None)
+
+
+class InvoiceDelivery(models.Model):
+    """How an issued invoice went out: one row per invoice, so it goes out once."""
+
+    invoice = models.OneToOneField(Invoice, models.PROTECT, related_name="delivery")
+    channel = models.CharField(_("channel"), max_length=8, choices=DeliveryChannel.choices)
+    print_batch = models.ForeignKey(
+        PrintBatch, models.PROTECT, null=True, blank=True, related_name="deliveries"
+    )
+    outbox_message = models.OneToOneField(
+        "notifications.OutboxMessage", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvoiceDeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice delivery")
+        verbose_name_plural = _("invoice deliveries")
+        ordering = ["-created_at"]
+        indexes = [
+            # Print batches: paper deliveries not in a batch yet (WHERE print_batch_id IS NULL).
+            models.Index(fields=["channel"], condition=models.Q(print_batch=None),
+                         name="delivery_unbatched"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.channel}"
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import quote
 
@@ -43,6 +44,14 @@ def envint(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def envdecimal(name: str, default: str) -> Decimal:
+    value = os.environ.get(name) or default
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {value!r}") from None
 
 
 def envlist(name: str, default: str = "") -> list[str]:
@@ -294,6 +303,34 @@ OPERATOR_TIME_ZONE = envstr("OPERATOR_TIME_ZONE", "Europe/Bucharest")
 TIME_ZONE = OPERATOR_TIME_ZONE
 OPERATOR_NAME = envstr("OPERATOR_NAME", "Guichet Utilities")
 OPERATOR_ADDRESS = envstr("OPERATOR_ADDRESS", "1 Main Street, 010101 Bucharest, Romania")
+# The operator's identity on invoices, in payment codes and in the Factur-X XML
+# (billing.operator). Demo values outside production; production must set them.
+_DEMO = not PRODUCTION
+OPERATOR_STREET = envstr("OPERATOR_STREET", "1 Main Street" if _DEMO else "")
+OPERATOR_POSTAL_CODE = envstr("OPERATOR_POSTAL_CODE", "010101" if _DEMO else "")
+OPERATOR_CITY = envstr("OPERATOR_CITY", "Bucharest" if _DEMO else "")
+OPERATOR_COUNTRY = envstr("OPERATOR_COUNTRY", "RO").upper()  # ISO 3166 alpha-2
+OPERATOR_TAX_ID = envstr("OPERATOR_TAX_ID", "18547290" if _DEMO else "")
+OPERATOR_VAT_ID = envstr("OPERATOR_VAT_ID", "RO18547290" if _DEMO else "")
+OPERATOR_REGISTRATION = envstr("OPERATOR_REGISTRATION", "J40/1234/2006" if _DEMO else "")
+OPERATOR_EMAIL = envstr("OPERATOR_EMAIL", "billing@example.com" if _DEMO else "")
+OPERATOR_PHONE = envstr("OPERATOR_PHONE", "")
+OPERATOR_IBAN = envstr("OPERATOR_IBAN", "RO49AAAA1B31007593840000" if _DEMO else "")
+OPERATOR_BIC = envstr("OPERATOR_BIC", "AAAAROBU" if _DEMO else "")
+OPERATOR_BANK_NAME = envstr("OPERATOR_BANK_NAME", "Demo Bank" if _DEMO else "")
+# Payment reference printed next to the RF reference: rf (none), sk, it, ro or pl
+# (billing.references); the scheme's own settings follow.
+OPERATOR_REFERENCE_SCHEME = envstr("OPERATOR_REFERENCE_SCHEME", "rf")
+OPERATOR_REFERENCE_SETTINGS = {
+    "sk_constant_symbol": envstr("OPERATOR_SK_CONSTANT_SYMBOL", "0308"),
+    "it_aux_digit": envstr("OPERATOR_IT_AUX_DIGIT", "3"),
+    "it_segregation_code": envstr("OPERATOR_IT_SEGREGATION_CODE", "01" if _DEMO else ""),
+    "it_application_code": envstr("OPERATOR_IT_APPLICATION_CODE", ""),
+    "ro_supplier_id": envstr("OPERATOR_RO_SUPPLIER_ID", "001" if _DEMO else ""),
+    "pl_bank_fixed_part": envstr("OPERATOR_PL_BANK_FIXED_PART", ""),
+}
+# Set (11 digits) to print the pagoPA QR code on Italian documents.
+OPERATOR_PAGOPA_FISCAL_CODE = envstr("OPERATOR_PAGOPA_FISCAL_CODE", "")
 
 # --- Static and media -------------------------------------------------------
 
@@ -343,6 +380,16 @@ SMS_TWILIO_BASE_URL = envstr("SMS_TWILIO_BASE_URL", "https://api.twilio.com")
 SMS_LOG_FILE = Path(envstr("SMS_LOG_FILE", str(BASE_DIR / "var" / "sms.log")))
 OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 5)
 
+# --- Billing ----------------------------------------------------------------
+
+# What one paper invoice costs to post (operator's currency): the run page reports
+# the postage e-billing saved.
+BILLING_POSTAGE_PER_LETTER = envdecimal("BILLING_POSTAGE_PER_LETTER", "2.50")
+# Invoices per Celery task when a run is issued, rendered and delivered.
+BILLING_RUN_CHUNK_SIZE = envint("BILLING_RUN_CHUNK_SIZE", 200)
+# Letters per print batch (one merged PDF each).
+BILLING_PRINT_BATCH_SIZE = envint("BILLING_PRINT_BATCH_SIZE", 500)
+
 # --- Logging ----------------------------------------------------------------
 
 LOGGING = {
@@ -351,7 +398,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     # WeasyPrint logs every rendering step at INFO.
-    "loggers": {"pgserver": {"level": "WARNING"}, "weasyprint.progress": {"level": "WARNING"}},
+    # factur-x logs every embedded XML at INFO.
+    "loggers": {
+        "pgserver": {"level": "WARNING"},
+        "weasyprint.progress": {"level": "WARNING"},
+        "factur-x": {"level": "WARNING"},
+    },
 }
 
 # --- Tests ------------------------------------------------------------------

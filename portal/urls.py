@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from billing.urls import price_list_urls
 from portal import activation, health
 from portal.i18n import set_language
 
@@ -16,8 +17,11 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("office/", include("portal.office_urls")),
     path("office/meters/", include("meters.office_urls")),
+    path("office/billing/", include("billing.office_urls")),
     path("courier/", include("meters.courier_urls")),
     path("supply-points/", include("meters.urls")),
+    path("invoices/", include("billing.urls")),
+    path("price-lists/", include(price_list_urls)),
     path("health/", health.health, name="health"),
     path("", include("portal.customer_urls")),
 ]

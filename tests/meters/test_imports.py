@@ -524,7 +524,7 @@ EDGE_CASES: list[tuple[str, str]] = [
 def test_it_judges_every_edge_case_as_the_rules_do(
     customer: Customer, coordinator: User
 ) -> None:
-    """Each case on its own register with the same history: SQL accepts exactly what the rules accept."""
+    """Each case on its own register, same history: SQL accepts exactly what the rules accept."""
     registers = []
     for n, _case in enumerate(EDGE_CASES):
         point = SupplyPoint.objects.create(
