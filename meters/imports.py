@@ -519,7 +519,7 @@ def _check_rows(imp: ReadingImport, columns: Columns, outcome: Outcome) -> None:
     ) or "false"
     high_low = rules.is_on("high_low")
     context = plausibility.context_sql(
-        ids="SELECT DISTINCT register_id FROM resolved WHERE register_id IS NOT NULL")
+        ids="SELECT id FROM candidates")
     sql = _CHECK_SQL.format(
         checked=checked_table(imp), stage=stage_table(imp), point=SupplyPoint._meta.db_table,
         meter=Meter._meta.db_table, register=Register._meta.db_table, context=context,
@@ -535,8 +535,13 @@ def _check_rows(imp: ReadingImport, columns: Columns, outcome: Outcome) -> None:
         "low_factor": rules.decimal("high_low", "low_factor") if high_low else None,
     }
     with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {stage_table(imp)}")
         cursor.execute(f"SET LOCAL work_mem = '{CHECK_WORK_MEM}'")
+        # One pass over every row: hash joins. A nested loop over a badly estimated
+        # intermediate result would be quadratic in the file's length.
+        cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(sql, params)
+        cursor.execute("SET LOCAL enable_nestloop = on")
     _report_errors(imp, columns, outcome)
     _look_closer(imp, rules, outcome)
 
