@@ -306,8 +306,10 @@ def _copy_into_stage(imp: ReadingImport, rows: Iterator[tuple[object, ...]]) -> 
 # --- Checking ------------------------------------------------------------------------
 
 
-_CHECK_SQL = """
-CREATE UNLOGGED TABLE {checked} AS
+# Each (supply point or meter, register code) of the file with its candidate
+# registers. Materialised and analysed, so the planner knows its size.
+_CHOICES_SQL = """
+CREATE TEMP TABLE meters_import_choices ON COMMIT DROP AS
 WITH keys AS (
     SELECT DISTINCT CASE WHEN point <> '' THEN 'P' || point ELSE 'S' || serial END AS key,
            register
@@ -325,16 +327,26 @@ candidates AS (
     FROM keys k
     JOIN {meter} m ON left(k.key, 1) = 'S' AND m.serial_number = substr(k.key, 2)
     JOIN {register} r ON r.meter_id = m.id AND r.code = k.register
-),
-choices AS (
-    -- Most keys name one register; a meter exchange leaves several, latest installed first.
-    SELECT key, register,
-           array_agg(id ORDER BY installed_on DESC, id DESC) AS ids,
-           array_agg(installed_on ORDER BY installed_on DESC, id DESC) AS ons,
-           array_agg(removed_on ORDER BY installed_on DESC, id DESC) AS offs
-    FROM candidates GROUP BY key, register
-),
-resolved AS (
+)
+-- Most keys name one register; a meter exchange leaves several, latest installed first.
+SELECT key, register,
+       array_agg(id ORDER BY installed_on DESC, id DESC) AS ids,
+       array_agg(installed_on ORDER BY installed_on DESC, id DESC) AS ons,
+       array_agg(removed_on ORDER BY installed_on DESC, id DESC) AS offs
+FROM candidates GROUP BY key, register
+"""
+
+# The plausibility context of every candidate register (meters.plausibility).
+_CONTEXT_TABLE_SQL = """
+CREATE TEMP TABLE meters_import_ctx (
+    register_id, integer_digits, decimals, multiplier, installed_on, removed_on,
+    last_value, last_on, first_on, moved, last_move_on
+) ON COMMIT DROP AS {context}
+"""
+
+_CHECK_SQL = """
+CREATE UNLOGGED TABLE {checked} AS
+WITH resolved AS (
     -- Only what the checks need travels on; the error messages read the staging table.
     SELECT s.line, s.read_on, s.value, s.reason,
            (s.point = '' AND s.serial = '') AS no_key, s.register = '' AS no_register,
@@ -349,13 +361,9 @@ resolved AS (
            END AS register_id,
            (s.read_on IS NOT NULL AND s.value IS NOT NULL AND s.reason IS NOT NULL) AS parsed
     FROM {stage} s
-    LEFT JOIN choices c
+    LEFT JOIN meters_import_choices c
       ON c.key = CASE WHEN s.point <> '' THEN 'P' || s.point ELSE 'S' || s.serial END
      AND c.register = s.register
-),
-ctx (register_id, integer_digits, decimals, multiplier, installed_on, removed_on,
-     last_value, last_on, first_on, moved, last_move_on) AS (
-    {context}
 ),
 ordered AS (
     SELECT r.*, c.integer_digits, c.decimals, c.multiplier, c.installed_on, c.removed_on,
@@ -363,11 +371,11 @@ ordered AS (
            coalesce(c.last_move_on, c.first_on, c.last_on) AS still_since,
            CASE WHEN c.last_on - c.first_on >= %(min_history_days)s
                 THEN c.moved / (c.last_on - c.first_on) END AS expected_daily,
-           min(r.line) OVER (PARTITION BY r.register_id, r.parsed, r.read_on) AS first_line,
+           lag(r.line) OVER w AS lag_line,
            lag(r.value) OVER w AS lag_value,
            lag(r.read_on) OVER w AS lag_on,
            first_value(r.read_on) OVER w AS first_in_file
-    FROM resolved r LEFT JOIN ctx c ON c.register_id = r.register_id
+    FROM resolved r LEFT JOIN meters_import_ctx c ON c.register_id = r.register_id
     -- Rows that did not parse stay out of the sequence (one sort serves every window).
     WINDOW w AS (PARTITION BY r.register_id, r.parsed ORDER BY r.read_on, r.line)
 ),
@@ -392,7 +400,8 @@ still AS (
 ),
 found AS (
     SELECT s.*,
-           array_remove(ARRAY[
+           CASE WHEN s.no_key OR s.no_register OR NOT s.parsed OR s.register_id IS NULL
+                     OR s.lag_on = s.read_on THEN array_remove(ARRAY[
                CASE WHEN s.no_key THEN 'no_key' END,
                CASE WHEN s.no_register THEN 'no_register' END,
                CASE WHEN s.read_on IS NULL THEN 'bad_date' END,
@@ -401,8 +410,8 @@ found AS (
                CASE WHEN s.register_id IS NULL AND NOT s.no_register AND NOT s.no_key
                          AND s.parsed THEN 'unknown' END,
                CASE WHEN s.register_id IS NOT NULL AND s.parsed
-                         AND s.first_line < s.line THEN 'duplicate' END
-           ], NULL) AS errors,
+                         AND s.lag_on = s.read_on THEN 'duplicate' END
+           ], NULL) END AS errors,
            s.value - s.prev_value AS movement,
            s.read_on - s.prev_on AS days
     FROM still s
@@ -445,7 +454,8 @@ SELECT j.line, j.register_id, j.read_on, j.value, j.reason, j.verdict,
            AS zero_days,
        -- What an error message needs.
        CASE WHEN j.verdict = 'error' THEN j.errors END AS errors,
-       CASE WHEN j.verdict = 'error' THEN j.first_line END AS first_line
+       -- A duplicate names the line before it with the same register and day.
+       CASE WHEN j.verdict = 'error' THEN j.lag_line END AS first_line
 FROM judged j
 """
 
@@ -518,15 +528,11 @@ def _check_rows(imp: ReadingImport, columns: Columns, outcome: Outcome) -> None:
         for n in range(len(factors))
     ) or "false"
     high_low = rules.is_on("high_low")
-    context = plausibility.context_sql(
-        ids="SELECT id FROM candidates")
-    sql = _CHECK_SQL.format(
-        checked=checked_table(imp), stage=stage_table(imp), point=SupplyPoint._meta.db_table,
-        meter=Meter._meta.db_table, register=Register._meta.db_table, context=context,
-        slipped=slipped,
-    )
+    tables = {"stage": stage_table(imp), "point": SupplyPoint._meta.db_table,
+              "meter": Meter._meta.db_table, "register": Register._meta.db_table}
+    context = plausibility.context_sql(ids="SELECT unnest(ids) FROM meters_import_choices")
+    sql = _CHECK_SQL.format(checked=checked_table(imp), slipped=slipped, **tables)
     params = {
-        **plausibility.context_params(),
         "today": timezone.localdate(),
         "min_history_days": plausibility.MIN_HISTORY_DAYS,
         **{f"factor_{n}": factor for n, factor in enumerate(factors)},
@@ -540,7 +546,13 @@ def _check_rows(imp: ReadingImport, columns: Columns, outcome: Outcome) -> None:
         # One pass over every row: hash joins. A nested loop over a badly estimated
         # intermediate result would be quadratic in the file's length.
         cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("DROP TABLE IF EXISTS meters_import_choices, meters_import_ctx")
+        cursor.execute(_CHOICES_SQL.format(**tables))
+        cursor.execute("ANALYZE meters_import_choices")
+        cursor.execute(_CONTEXT_TABLE_SQL.format(context=context), plausibility.context_params())
+        cursor.execute("ANALYZE meters_import_ctx")
         cursor.execute(sql, params)
+        cursor.execute("DROP TABLE meters_import_choices, meters_import_ctx")
         cursor.execute("SET LOCAL enable_nestloop = on")
     _report_errors(imp, columns, outcome)
     _look_closer(imp, rules, outcome)
