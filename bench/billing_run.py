@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DB_NAME = "bench_billing_run"
+BROKER_DB = 9
 
 
 def _bare_render(job: tuple[str, str, str]) -> int:
@@ -142,6 +143,15 @@ def seed(count: int) -> None:
     Reading.objects.bulk_create(readings, batch_size=5000)
 
 
+def bench_broker_url(url: str) -> str:
+    """The broker URL on Redis database BROKER_DB (kombu spells it virtual_host on a socket)."""
+    if url.startswith("redis+socket://"):
+        return url.partition("?")[0] + f"?virtual_host={BROKER_DB}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{BROKER_DB}"))
+
+
 def worker_processes(parent: Any) -> list[Any]:
     return [p for p in parent.children(recursive=True) if p.is_running()]
 
@@ -196,14 +206,20 @@ def main() -> None:
     pricing_s = time.perf_counter() - started
     assert outcome.invoices == args.invoices, outcome
 
+    # The bench's tasks go to a Redis database of their own: the test suite's cache.clear()
+    # (FLUSHDB on the shared database) would otherwise drop the queued chunks mid-run.
+    broker = bench_broker_url(settings.CELERY_BROKER_URL)
     env = {**os.environ, "DATABASE_URL": database_url}
     worker = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-P", "prefork",
-         f"--concurrency={args.workers}", "--loglevel=WARNING", "-n", f"bench{os.getpid()}@%h"],
+        [sys.executable, "-m", "celery", "-A", "portal", "-b", broker, "worker", "-P",
+         "prefork", f"--concurrency={args.workers}", "--loglevel=WARNING",
+         "-n", f"bench{os.getpid()}@%h"],
         cwd=ROOT, env=env,
     )
     try:
         from portal.celery import app
+
+        app.conf.broker_url = broker  # type: ignore[misc]
 
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=1.0):

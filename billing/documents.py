@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -407,17 +407,29 @@ def store_invoice_pdf(invoice: Invoice) -> None:
     workers race (the row lock decides; the slower rendering is dropped). The
     page is rendered from the database's copy, before the lock is taken, so
     that the lock is held only for the write. ``invoice`` gets the stored
-    file's fields.
+    file's fields (from the locked row: no second read).
     """
     current = for_rendering(invoice.pk)
     if current.status == InvoiceStatus.DRAFT:
         raise ValueError("A draft has no stored PDF; issue it first.")
-    if not current.pdf:
+    if current.pdf:
+        locked = current
+    else:
         pdf = document_pdf(current)
         with transaction.atomic():
-            locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+            locked = Invoice.objects.select_for_update().only(
+                "pk", "pdf", "pdf_sha256", "updated_at", "document_number"
+            ).get(pk=invoice.pk)
             if not locked.pdf:
                 locked.pdf.save(f"{locked.document_number}.pdf", ContentFile(pdf), save=False)
                 locked.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
-                locked.save(update_fields=["pdf", "pdf_sha256", "updated_at"])
-    invoice.refresh_from_db(fields=["pdf", "pdf_sha256", "updated_at"])
+                locked.updated_at = timezone.now()
+                # An UPDATE of these three columns: save() would first check the whole
+                # issued row against its stored state (another read) for no change.
+                Invoice.objects.filter(pk=locked.pk).update(
+                    pdf=locked.pdf.name, pdf_sha256=locked.pdf_sha256,
+                    updated_at=locked.updated_at,
+                )
+    invoice.pdf.name = locked.pdf.name
+    invoice.pdf_sha256 = locked.pdf_sha256
+    invoice.updated_at = locked.updated_at

@@ -10,7 +10,7 @@ import os
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -171,6 +171,17 @@ if not REDIS_URL:
     from portal import embedded
 
     REDIS_URL = "unix://" + quote(str(embedded.redis_socket()))
+
+
+
+def redis_database(url: str, db: int) -> str:
+    """The same Redis server, another numbered database."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db="))
+        return f"unix://{parts.path}?" + (f"{query}&db={db}" if query else f"db={db}")
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
 
 CACHES = {
     "default": {
@@ -386,7 +397,7 @@ OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 5)
 # the postage e-billing saved.
 BILLING_POSTAGE_PER_LETTER = envdecimal("BILLING_POSTAGE_PER_LETTER", "2.50")
 # Invoices per Celery task when a run is issued, rendered and delivered.
-BILLING_RUN_CHUNK_SIZE = envint("BILLING_RUN_CHUNK_SIZE", 200)
+BILLING_RUN_CHUNK_SIZE = envint("BILLING_RUN_CHUNK_SIZE", 25)
 # Letters per print batch (one merged PDF each).
 BILLING_PRINT_BATCH_SIZE = envint("BILLING_PRINT_BATCH_SIZE", 500)
 
@@ -417,5 +428,8 @@ if ENVIRONMENT == "test":
     CACHES["default"]["KEY_PREFIX"] = (
         f"guichet-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     )
+    # The tests empty their cache between tests (FLUSHDB): a database of its own,
+    # so a running worker's queue (the broker, database 0) is never wiped.
+    CACHES["default"]["LOCATION"] = redis_database(REDIS_URL, envint("TEST_CACHE_DB", 15))
     MEDIA_ROOT = BASE_DIR / "var" / "test-media"
     SMS_LOG_FILE = BASE_DIR / "var" / "test-sms.log"
