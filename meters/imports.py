@@ -70,8 +70,8 @@ from portal.models import TaskKind, User
 from portal.roles import Role
 from portal.services import ServiceError
 
-# Rows per block written to COPY while staging (the progress is saved between blocks).
-CHUNK_ROWS = 10_000
+# Rows between two progress reports while the file is staged.
+PROGRESS_EVERY_ROWS = 10_000
 # The page shows the errors; beyond this many, only their count is kept.
 MAX_STORED_ERRORS = 10_000
 # Memory PostgreSQL may use for the sorts of one check (the default spills to disk).
@@ -299,7 +299,7 @@ def _copy_into_stage(imp: ReadingImport, rows: Iterator[tuple[object, ...]]) -> 
         write_row = copy.write_row
         for done, row in enumerate(rows, 1):  # noqa: B007 - counted for the progress
             write_row(row)
-            if done % CHUNK_ROWS == 0:
+            if done % PROGRESS_EVERY_ROWS == 0:
                 cache.set(key, done, 3600)
 
 

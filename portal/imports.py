@@ -21,7 +21,6 @@ import io
 import zipfile
 from collections.abc import Generator, Iterable, Iterator
 from datetime import date, datetime, time
-from itertools import islice
 from typing import IO, Any
 
 from django.utils.translation import gettext as _
@@ -54,12 +53,6 @@ def sha256_of(chunks: Iterable[bytes]) -> str:
 def normalise_header(name: object) -> str:
     """ "Supply point code " → "supply_point_code"."""
     return "_".join(str(name or "").strip().lower().replace("-", " ").split())
-
-
-def chunked(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def kind_of(name: str, head: bytes) -> str:

@@ -240,9 +240,8 @@ def test_it_reports_a_missing_column(coordinator: User) -> None:
 
 
 def test_it_uses_the_previous_row_of_the_file_as_previous_reading(
-    history: None, coordinator: User, monkeypatch: pytest.MonkeyPatch
+    history: None, coordinator: User
 ) -> None:
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 1)  # across chunks, through the staging table
     text = (
         "meter;register;read_on;value\n"
         "E-1000001;1.8.0;2025-03-31;1600\n"
