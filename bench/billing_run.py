@@ -15,7 +15,8 @@ end_to_end_per_s      invoices per second from pricing start to the run being do
 render_median_s       median rendering time of one invoice PDF (WeasyPrint, this process)
 stored_pdf_median_s   the same for the stored document (with Factur-X where it applies)
 peak_mb_per_worker    the highest peak RSS of one worker process
-worker_rss_first_mb / worker_rss_last_mb   RSS of the workers early and late in the run
+worker_rss_first_mb / _mid_mb / _last_mb   RSS of the workers early, half way and late in the run
+merge_peak_mb         the highest RSS of a print batch merge (a child process of a worker)
 bare_weasyprint_per_s bare WeasyPrint rendering the same HTML in a 2-process pool
 harfbuzz_subsetting   whether WeasyPrint subsets fonts with HarfBuzz
 """
@@ -153,7 +154,13 @@ def bench_broker_url(url: str) -> str:
 
 
 def worker_processes(parent: Any) -> list[Any]:
-    return [p for p in parent.children(recursive=True) if p.is_running()]
+    """The worker's pool processes (its children)."""
+    return [p for p in parent.children() if p.is_running()]
+
+
+def helper_processes(parent: Any) -> list[Any]:
+    """Processes the pool processes start (billing.printmerge merging a print batch)."""
+    return [p for worker in worker_processes(parent) for p in worker.children(recursive=True)]
 
 
 def main() -> None:
@@ -227,13 +234,18 @@ def main() -> None:
                 raise SystemExit("the worker did not start")
         parent = psutil.Process(worker.pid)
         samples: dict[int, list[float]] = {}
+        helpers: list[float] = []
         issue_started = time.perf_counter()
         with transaction.atomic():
             runs.issue_all(run=run, by=None)
         while True:
-            for proc in worker_processes(parent):
-                with contextlib.suppress(psutil.Error):
-                    samples.setdefault(proc.pid, []).append(proc.memory_info().rss / 2**20)
+            with contextlib.suppress(psutil.Error):
+                for proc in worker_processes(parent):
+                    with contextlib.suppress(psutil.Error):
+                        samples.setdefault(proc.pid, []).append(proc.memory_info().rss / 2**20)
+                for proc in helper_processes(parent):
+                    with contextlib.suppress(psutil.Error):
+                        helpers.append(proc.memory_info().rss / 2**20)
             run.refresh_from_db()
             if run.status == BillingRunStatus.DONE:
                 break
@@ -271,7 +283,9 @@ def main() -> None:
         "stored_pdf_median_s": round(statistics.median(stored), 3),
         "peak_mb_per_worker": round(max(max(s) for s in workers), 1) if workers else None,
         "worker_rss_first_mb": [round(s[min(2, len(s) - 1)], 1) for s in workers],
+        "worker_rss_mid_mb": [round(s[len(s) // 2], 1) for s in workers],
         "worker_rss_last_mb": [round(s[-1], 1) for s in workers],
+        "merge_peak_mb": round(max(helpers), 1) if helpers else None,
         "bare_weasyprint_per_s": round(bare, 2),
         "harfbuzz_subsetting": harfbuzz_subsetting(),
     }))

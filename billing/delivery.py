@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import Max
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from pypdf import PdfReader, PdfWriter
 
 from billing.models import (
     BillingRun,
@@ -97,31 +104,52 @@ def deliver_invoice(*, invoice: Invoice) -> InvoiceDelivery:
         )
 
 
-def _merge(deliveries: Sequence[InvoiceDelivery]) -> tuple[bytes, str, int]:
-    """(merged PDF, CSV mailing list, pages) of the letters, in this order."""
-    writer = PdfWriter()
+def _local_paths(deliveries: Sequence[InvoiceDelivery], folder: Path) -> list[str]:
+    """The letters' PDFs as files the merging process can open (copied when the storage
+    keeps them elsewhere)."""
+    paths = []
+    for item in deliveries:
+        field = item.invoice.pdf
+        try:
+            paths.append(field.path)
+        except NotImplementedError:  # not a file system storage
+            copy = folder / f"letter-{item.pk}.pdf"
+            with field.open("rb") as source, copy.open("wb") as target:
+                shutil.copyfileobj(source, target)
+            paths.append(str(copy))
+    return paths
+
+
+def _merge_in_child(paths: list[str], target: Path) -> list[int]:
+    """billing.printmerge in a process of its own: the worker never holds the pages."""
+    done = subprocess.run(  # noqa: S603 - our interpreter, our module, no shell
+        [sys.executable, "-m", "billing.printmerge"],
+        input=json.dumps({"paths": paths, "target": str(target)}),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=settings.BASE_DIR,
+    )
+    if done.returncode:
+        raise RuntimeError(f"Merging a print batch failed: {done.stderr.strip()[-2000:]}")
+    pages: list[int] = json.loads(done.stdout)
+    return pages
+
+
+def _listing(deliveries: Sequence[InvoiceDelivery], pages: Sequence[int]) -> str:
+    """The batch's CSV mailing list: where each letter starts in the merged PDF, and its address."""
     listing = io.StringIO()
     rows = csv.writer(listing)
     rows.writerow(LIST_COLUMNS)
-    pages = 0
-    for sequence, item in enumerate(deliveries, start=1):
-        invoice = item.invoice
-        with invoice.pdf.open("rb") as fh:
-            reader = PdfReader(io.BytesIO(fh.read()))
-        count = len(reader.pages)
-        writer.append(reader)
-        if count % 2:
-            writer.add_blank_page()
-            count += 1
-        customer = invoice.customer
+    first = 1
+    for sequence, (item, count) in enumerate(zip(deliveries, pages, strict=True), start=1):
+        invoice, customer = item.invoice, item.invoice.customer
         rows.writerow([
-            sequence, pages + 1, count, invoice.document_number, customer.number, customer.name,
+            sequence, first, count, invoice.document_number, customer.number, customer.name,
             customer.street, customer.postal_code, customer.city, customer.country,
         ])
-        pages += count
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue(), listing.getvalue(), pages
+        first += count
+    return listing.getvalue()
 
 
 def make_print_batches(*, run: BillingRun, size: int | None = None) -> list[PrintBatch]:
@@ -129,6 +157,10 @@ def make_print_batches(*, run: BillingRun, size: int | None = None) -> list[Prin
 
     Letters are sorted by country and postal code (the post's sorting discount),
     then by number. Call under the run's row lock: batches are made once.
+
+    Each batch's PDF is merged by a child process (billing.printmerge), as many
+    at a time as there are CPUs, and copied from its temporary file to the
+    storage: the calling worker's memory stays flat however many letters a run has.
     """
     size = size or settings.BILLING_PRINT_BATCH_SIZE
     waiting = list(
@@ -138,20 +170,30 @@ def make_print_batches(*, run: BillingRun, size: int | None = None) -> list[Prin
         .order_by("invoice__customer__country", "invoice__customer__postal_code",
                   "invoice__document_number")
     )
+    if not waiting:
+        return []
+    groups = [waiting[start : start + size] for start in range(0, len(waiting), size)]
     last = PrintBatch.objects.filter(run=run).aggregate(n=Max("sequence"))["n"] or 0
     batches = []
-    for start in range(0, len(waiting), size):
-        group = waiting[start : start + size]
-        merged, listing, pages = _merge(group)
-        last += 1
-        batch = PrintBatch(
-            run=run, sequence=last, created_at=timezone.now(), item_count=len(group),
-            page_count=pages,
-        )
-        stem = f"run-{run.public_id}-batch-{last:03d}"
-        batch.merged_pdf.save(f"{stem}.pdf", ContentFile(merged), save=False)
-        batch.list_csv.save(f"{stem}.csv", ContentFile(listing.encode("utf-8")), save=False)
-        batch.save()
-        InvoiceDelivery.objects.filter(pk__in=[d.pk for d in group]).update(print_batch=batch)
-        batches.append(batch)
+    with tempfile.TemporaryDirectory(prefix="print-batches-") as temporary:
+        folder = Path(temporary)
+        targets = [folder / f"batch-{n}.pdf" for n in range(len(groups))]
+        jobs = [_local_paths(group, folder) for group in groups]
+        with ThreadPoolExecutor(max_workers=min(len(groups), os.cpu_count() or 1)) as pool:
+            page_counts = list(pool.map(_merge_in_child, jobs, targets))
+        for group, target, pages in zip(groups, targets, page_counts, strict=True):
+            last += 1
+            batch = PrintBatch(
+                run=run, sequence=last, created_at=timezone.now(), item_count=len(group),
+                page_count=sum(pages),
+            )
+            stem = f"run-{run.public_id}-batch-{last:03d}"
+            with target.open("rb") as merged:
+                batch.merged_pdf.save(f"{stem}.pdf", File(merged), save=False)
+            batch.list_csv.save(
+                f"{stem}.csv", ContentFile(_listing(group, pages).encode("utf-8")), save=False
+            )
+            batch.save()
+            InvoiceDelivery.objects.filter(pk__in=[d.pk for d in group]).update(print_batch=batch)
+            batches.append(batch)
     return batches

@@ -35,14 +35,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from weasyprint import CSS, HTML
+from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
 from billing.codes import CODE128_MODULE_MM, PayableDocument, PaymentCode, payment_codes
@@ -354,12 +353,23 @@ def _renderer() -> tuple[FontConfiguration, CSS]:
     return font_config, stylesheet
 
 
+def render_html_document(html: str, *, pdf_variant: str | None = None) -> Document:
+    """An invoice page's HTML laid out with the invoice stylesheet (static files only).
+
+    ``document.write_pdf(pdf_variant=…)`` makes the PDF; in between, the caller may
+    change the document's metadata (billing.facturx writes its own XMP).
+    """
+    font_config, stylesheet = _renderer()
+    page = HTML(string=html, base_url=_base_url(), url_fetcher=StaticOnlyFetcher())
+    options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
+    return page.render(stylesheets=[stylesheet], font_config=font_config, **options)
+
+
 def render_html_pdf(html: str, *, pdf_variant: str | None = None) -> bytes:
     """PDF bytes of an invoice page's HTML with the invoice stylesheet (static files only)."""
-    font_config, stylesheet = _renderer()
-    document = HTML(string=html, base_url=_base_url(), url_fetcher=StaticOnlyFetcher())
+    document = render_html_document(html, pdf_variant=pdf_variant)
     options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
-    pdf = document.write_pdf(stylesheets=[stylesheet], font_config=font_config, **options)
+    pdf = document.write_pdf(**options)
     assert pdf is not None
     return pdf
 
@@ -404,32 +414,31 @@ def store_invoice_pdf(invoice: Invoice) -> None:
     """Render an issued document's PDF once and store it with its SHA-256.
 
     Idempotent: an invoice that has its PDF is left alone, also when two
-    workers race (the row lock decides; the slower rendering is dropped). The
-    page is rendered from the database's copy, before the lock is taken, so
-    that the lock is held only for the write. ``invoice`` gets the stored
-    file's fields (from the locked row: no second read).
+    workers race: the file is written, then one conditional UPDATE (``WHERE
+    pdf = ''``) decides; the slower worker deletes its file and keeps the
+    winner's. No lock is held while rendering. ``invoice`` gets the stored
+    file's fields.
     """
     current = for_rendering(invoice.pk)
     if current.status == InvoiceStatus.DRAFT:
         raise ValueError("A draft has no stored PDF; issue it first.")
-    if current.pdf:
-        locked = current
-    else:
-        pdf = document_pdf(current)
-        with transaction.atomic():
-            locked = Invoice.objects.select_for_update().only(
-                "pk", "pdf", "pdf_sha256", "updated_at", "document_number"
-            ).get(pk=invoice.pk)
-            if not locked.pdf:
-                locked.pdf.save(f"{locked.document_number}.pdf", ContentFile(pdf), save=False)
-                locked.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
-                locked.updated_at = timezone.now()
-                # An UPDATE of these three columns: save() would first check the whole
-                # issued row against its stored state (another read) for no change.
-                Invoice.objects.filter(pk=locked.pk).update(
-                    pdf=locked.pdf.name, pdf_sha256=locked.pdf_sha256,
-                    updated_at=locked.updated_at,
-                )
-    invoice.pdf.name = locked.pdf.name
-    invoice.pdf_sha256 = locked.pdf_sha256
-    invoice.updated_at = locked.updated_at
+    stored = current if current.pdf else _store_once(current, document_pdf(current))
+    invoice.pdf.name = stored.pdf.name
+    invoice.pdf_sha256 = stored.pdf_sha256
+    invoice.updated_at = stored.updated_at
+
+
+def _store_once(current: Invoice, pdf: bytes) -> Invoice:
+    """Write the file and claim the row for it; the invoice as stored (this file or another's)."""
+    current.pdf.save(f"{current.document_number}.pdf", ContentFile(pdf), save=False)
+    sha256 = hashlib.sha256(pdf).hexdigest()
+    now = timezone.now()
+    # Three columns: save() would first check the whole issued row against its stored
+    # state (another read) for no change.
+    if Invoice.objects.filter(pk=current.pk, pdf="").update(
+        pdf=current.pdf.name, pdf_sha256=sha256, updated_at=now
+    ):
+        current.pdf_sha256, current.updated_at = sha256, now
+        return current
+    current.pdf.storage.delete(current.pdf.name)  # another worker stored it first
+    return Invoice.objects.only("pk", "pdf", "pdf_sha256", "updated_at").get(pk=current.pk)

@@ -2,10 +2,11 @@
 
 ``build_cii_xml`` writes the UN/CEFACT Cross Industry Invoice (D16B, the
 Factur-X 1.0 EN 16931 profile) of an issued invoice, settlement or credit
-note with lxml; ``render_facturx_pdf`` renders the page as PDF/A-3b with
-WeasyPrint and hands both to the ``factur-x`` package, which embeds the XML
-as ``factur-x.xml`` (AFRelationship Alternative, as EN 16931 wants) and
-writes the XMP metadata with the fx extension schema.
+note with lxml; ``render_facturx_pdf`` has WeasyPrint write the page as
+PDF/A-3b with the XML attached as ``factur-x.xml`` (AFRelationship
+Alternative, as EN 16931 wants) and an XMP packet with the fx extension
+schema (``FacturXMetadata``), in the one pass that renders the page: the
+PDF is not parsed and written a second time to embed the XML.
 
 The XML is checked against the XSD the ``factur-x`` package ships before it
 is embedded; the schema is parsed once per process. Credit notes (type 381)
@@ -17,17 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from functools import cache
 from importlib import resources
 
-from facturx import generate_from_binary
+import pydyf
+from django.utils import timezone
 from lxml import etree
+from weasyprint import VERSION as WEASYPRINT_VERSION
+from weasyprint import Attachment, Document
+from weasyprint.pdf.metadata import DocumentMetadata
 
-from billing.documents import payment_references, render_invoice_pdf
+from billing.documents import invoice_html, payment_references, render_html_document
 from billing.models import Invoice, InvoiceKind
 from billing.operator import Operator, current_operator
+from portal.documents import StaticOnlyFetcher
 
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
@@ -364,34 +370,173 @@ def check_xsd(xml: bytes) -> None:
         raise FacturXError("The Factur-X XML is not valid: " + "; ".join(errors[:5]))
 
 
-def embed(pdf: bytes, xml: bytes, *, title: str, author: str, lang: str) -> bytes:
-    """A PDF/A-3 with ``xml`` embedded as factur-x.xml (already checked: no second check)."""
-    return bytes(
-        generate_from_binary(
-            pdf,
-            xml,
-            flavor="factur-x",
-            level=LEVEL,
-            check_xsd=False,
-            pdf_metadata={
-                "author": author,
-                "keywords": "Factur-X, Invoice",
-                "title": title,
-                "subject": title,
-            },
-            lang=lang,
-            afrelationship="alternative",
+# The Factur-X XMP (Factur-X 1.0, §6.2.2): the fx properties, and the PDF/A extension
+# schema that declares them (PDF/A wants every XMP property not in its base schemas
+# declared in the file itself).
+FX_NAMESPACE = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"
+FX_FILENAME = "factur-x.xml"
+FX_VERSION = "1.0"
+FX_CONFORMANCE_LEVEL = "EN 16931"
+FX_PROPERTIES = (
+    ("DocumentFileName", "The name of the embedded XML document"),
+    ("DocumentType", "The type of the hybrid document in capital letters, e.g. INVOICE or ORDER"),
+    ("Version", "The actual version of the standard applying to the embedded XML document"),
+    ("ConformanceLevel", "The conformance level of the embedded XML document"),
+)
+XMP_NAMESPACES = {
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "pdf": "http://ns.adobe.com/pdf/1.3/",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "pdfaid": "http://www.aiim.org/pdfa/ns/id/",
+    "pdfaExtension": "http://www.aiim.org/pdfa/ns/extension/",
+    "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
+    "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
+    "fx": FX_NAMESPACE,
+}
+PDF_VARIANT = "pdf/a-3b"
+CREATOR_TOOL = "Guichet"
+
+
+class FacturXMetadata(DocumentMetadata):
+    """WeasyPrint's document metadata with the Factur-X XMP packet.
+
+    WeasyPrint writes the PDF/A-3b file, the attachment and its AFRelationship
+    itself; only the XMP differs from its own: it carries the fx properties and
+    their extension schema. Every value that WeasyPrint also writes to the
+    document information dictionary (title, author, subject, keywords, creator,
+    producer, dates) is written here from the same attributes, so that the two
+    agree as PDF/A requires.
+    """
+
+    def generate_rdf_metadata(self, variant: str, version: int, conformance: str) -> bytes:
+        if (variant, version, conformance) != ("a", 3, "B"):
+            raise FacturXError(f"Factur-X is PDF/A-3b, not PDF/{variant}-{version}{conformance}.")
+        rdf = etree.Element(_xmp("rdf:RDF"), nsmap=XMP_NAMESPACES)
+
+        def description(*prefixes: str) -> etree._Element:
+            node = etree.SubElement(
+                rdf, _xmp("rdf:Description"),
+                nsmap={prefix: XMP_NAMESPACES[prefix] for prefix in prefixes},
+            )
+            node.set(_xmp("rdf:about"), "")
+            return node
+
+        def text(parent: etree._Element, tag: str, value: str) -> etree._Element:
+            node = etree.SubElement(parent, _xmp(tag))
+            node.text = value
+            return node
+
+        def alternative(parent: etree._Element, tag: str, value: str) -> None:
+            item = text(etree.SubElement(etree.SubElement(parent, _xmp(tag)), _xmp("rdf:Alt")),
+                        "rdf:li", value)
+            item.set("{http://www.w3.org/XML/1998/namespace}lang", "x-default")
+
+        ident = description("pdfaid")
+        text(ident, "pdfaid:part", str(version))
+        text(ident, "pdfaid:conformance", conformance)
+
+        dublin_core = description("dc")
+        if self.title:
+            alternative(dublin_core, "dc:title", self.title)
+        if self.authors:
+            authors = etree.SubElement(etree.SubElement(dublin_core, _xmp("dc:creator")),
+                                       _xmp("rdf:Seq"))
+            for author in self.authors:
+                text(authors, "rdf:li", author)
+        if self.description:
+            alternative(dublin_core, "dc:description", self.description)
+
+        producer = description("pdf")
+        text(producer, "pdf:Producer", f"WeasyPrint {WEASYPRINT_VERSION}")
+        if self.keywords:
+            text(producer, "pdf:Keywords", ", ".join(self.keywords))
+
+        tool = description("xmp")
+        if self.generator:
+            text(tool, "xmp:CreatorTool", self.generator)
+        if self.created:
+            text(tool, "xmp:CreateDate", self.created)
+        if self.modified:
+            text(tool, "xmp:ModifyDate", self.modified)
+
+        extension = description("pdfaExtension", "pdfaSchema", "pdfaProperty")
+        schema = etree.SubElement(
+            etree.SubElement(etree.SubElement(extension, _xmp("pdfaExtension:schemas")),
+                             _xmp("rdf:Bag")),
+            _xmp("rdf:li"),
         )
-    )
+        schema.set(_xmp("rdf:parseType"), "Resource")
+        text(schema, "pdfaSchema:schema", "Factur-X PDFA Extension Schema")
+        text(schema, "pdfaSchema:namespaceURI", FX_NAMESPACE)
+        text(schema, "pdfaSchema:prefix", "fx")
+        properties = etree.SubElement(etree.SubElement(schema, _xmp("pdfaSchema:property")),
+                                      _xmp("rdf:Seq"))
+        for name, meaning in FX_PROPERTIES:
+            item = etree.SubElement(properties, _xmp("rdf:li"))
+            item.set(_xmp("rdf:parseType"), "Resource")
+            text(item, "pdfaProperty:name", name)
+            text(item, "pdfaProperty:valueType", "Text")
+            text(item, "pdfaProperty:category", "external")
+            text(item, "pdfaProperty:description", meaning)
+
+        facturx = description("fx")
+        text(facturx, "fx:DocumentType", "INVOICE")
+        text(facturx, "fx:DocumentFileName", FX_FILENAME)
+        text(facturx, "fx:Version", FX_VERSION)
+        text(facturx, "fx:ConformanceLevel", FX_CONFORMANCE_LEVEL)
+        return bytes(etree.tostring(rdf, encoding="utf-8"))
+
+
+def _xmp(tag: str) -> str:
+    prefix, name = tag.split(":")
+    return f"{{{XMP_NAMESPACES[prefix]}}}{name}"
 
 
 def render_facturx_pdf(invoice: Invoice, *, operator: Operator | None = None) -> bytes:
-    """The invoice page as PDF/A-3b with its CII XML embedded."""
+    """The invoice page as PDF/A-3b with its CII XML embedded, in one WeasyPrint pass.
+
+    The XML is ``factur-x.xml`` with AFRelationship Alternative (EN 16931: the XML
+    and the page are the same invoice); the XMP carries the fx properties.
+    """
     operator = operator or current_operator()
     xml = build_cii_xml(invoice, operator)
-    pdf = render_invoice_pdf(invoice, operator=operator, pdf_variant="pdf/a-3b")
+    document = render_html_document(invoice_html(invoice, operator), pdf_variant=PDF_VARIANT)
     title = f"{operator.name}: {InvoiceKind(invoice.kind).label} {invoice.document_number}"
-    return embed(pdf, xml, title=title, author=operator.name, lang=invoice.customer.language)
+    now = timezone.now().astimezone(UTC).replace(microsecond=0)
+    w3c_now = now.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    document.metadata = FacturXMetadata(
+        title=title,
+        authors=[operator.name],
+        description=title,
+        keywords=["Factur-X", "Invoice"],
+        generator=CREATOR_TOOL,
+        created=w3c_now,
+        modified=w3c_now,
+        lang=invoice.customer.language,
+    )
+    attachment = Attachment(
+        string=xml,
+        name=FX_FILENAME,
+        description="Factur-X XML file",
+        relationship="Alternative",
+        created=now,
+        modified=now,
+        url_fetcher=StaticOnlyFetcher(),
+    )
+    pdf = document.write_pdf(
+        pdf_variant=PDF_VARIANT, attachments=[attachment], finisher=_associated_files_once
+    )
+    assert pdf is not None
+    return pdf
+
+
+def _associated_files_once(document: Document, pdf: pydyf.PDF) -> None:
+    """Name each attachment once in the catalog's /AF (WeasyPrint 70 lists it twice:
+    from the embedded files' name tree and again from its file specification)."""
+    associated = pdf.catalog.get("AF")
+    if associated:
+        pdf.catalog["AF"] = pydyf.Array(dict.fromkeys(associated))
 
 
 def money_in_xml(xml: bytes) -> dict[str, Decimal]:

@@ -27,6 +27,7 @@ from portal.services import ServiceError
 from portal.staff import office_view
 
 RUNS_PER_PAGE = 50
+INVOICES_PER_PAGE = 50
 MAX_CUSTOMERS = 1000
 
 
@@ -75,6 +76,17 @@ class RunForm(forms.Form):
         return data
 
 
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("Why is the run cancelled?"), max_length=300,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy(
+            "Kept in the audit trail. The draft invoices are deleted; the supply points "
+            "are priced again by the next run for the period."
+        ),
+    )
+
+
 def _run(public_id: Any) -> BillingRun:
     return get_object_or_404(BillingRun, public_id=public_id)
 
@@ -83,10 +95,20 @@ def _detail_url(run: BillingRun) -> str:
     return reverse("billing-office:run-detail", args=[run.public_id])
 
 
-def _detail_context(run: BillingRun) -> dict[str, Any]:
+def _detail_context(
+    run: BillingRun, *, page: Any = None, cancel_form: CancelForm | None = None
+) -> dict[str, Any]:
     progress = runs.progress(run)
+    invoices = (
+        run.invoices.select_related("customer", "supply_point")
+        .order_by("document_number", "supply_point__code", "pk")
+    )
     return {
         "run": run,
+        "invoices": Paginator(invoices, INVOICES_PER_PAGE).get_page(page),
+        "can_cancel": runs.can_cancel(run),
+        "cancel_form": cancel_form or CancelForm(),
+        "cancellation": runs.cancellation(run),
         "progress": progress,
         "totals": runs.totals(run),
         "exceptions": list(
@@ -132,8 +154,12 @@ def run_create(request: OfficeRequest) -> HttpResponse:
 @require_GET
 @office_view("billing.view_billingrun")
 def run_detail(request: OfficeRequest, public_id: Any) -> HttpResponse:
+    # Queries: the run, the progress counts, the totals, the problems, the open problems,
+    # the print batches, the paginator's count and one page of invoices (with customer
+    # and supply point); for a cancelled run, the audit event that says why.
     run = _run(public_id)
-    return render(request, "billing/office/run_detail.html", _detail_context(run))
+    context = _detail_context(run, page=request.GET.get("page"))
+    return render(request, "billing/office/run_detail.html", context)
 
 
 @require_GET
@@ -219,6 +245,27 @@ def run_resume(request: OfficeRequest, public_id: Any) -> HttpResponseBase:
         messages.success(request, _("The unfinished invoices were queued again."))
     url = _detail_url(run)
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+@office_view("billing.change_billingrun")
+def run_cancel(request: OfficeRequest, public_id: Any) -> HttpResponseBase:
+    run = _run(public_id)
+    form = CancelForm(request.POST)
+    if form.is_valid():
+        try:
+            runs.cancel(run=run, reason=form.cleaned_data["reason"], by=request.user)
+        except ServiceError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, _("The run is cancelled; its draft invoices are deleted."))
+        url = _detail_url(run)
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    # Say what is missing next to the field and keep what was typed.
+    context = {**_detail_context(run, cancel_form=form), "fragment": bool(request.htmx)}
+    if request.htmx:
+        return render(request, "billing/office/run_detail.html#review", context)
+    return render(request, "billing/office/run_detail.html", context, status=400)
 
 
 def _batch_file(public_id: Any, field: str, content_type: str) -> FileResponse:

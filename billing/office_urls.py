@@ -12,6 +12,7 @@ urlpatterns = [
     path("<uuid:public_id>/progress/", office.run_progress, name="run-progress"),
     path("<uuid:public_id>/issue/", office.run_issue, name="run-issue"),
     path("<uuid:public_id>/resume/", office.run_resume, name="run-resume"),
+    path("<uuid:public_id>/cancel/", office.run_cancel, name="run-cancel"),
     path("<uuid:public_id>/points/<uuid:point_id>/exclude/", office.point_exclude,
          name="point-exclude"),
     path("<uuid:public_id>/points/<uuid:point_id>/reprice/", office.point_reprice,

@@ -7,6 +7,8 @@
                      register has none, billing.pricing, then bulk-created DRAFT
                      invoices, or a BillingRunException saying why not → REVIEW
     reprice() / exclude()   staff settle the exceptions
+    cancel()         until issuing starts: drafts deleted, → CANCELLED; a point left out
+                     or cancelled has no invoice, so the next run of the period prices it
     issue_all()      → ISSUING; tasks.issue_run splits the drafts into chunks and
                      tasks.issue_chunk issues, renders, stores and delivers each invoice
     finish_if_complete()    when every invoice went out: print batches, → DONE
@@ -36,7 +38,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -66,7 +68,7 @@ from meters.models import (
     Register,
     SupplyPoint,
 )
-from portal.models import Customer, User
+from portal.models import AuditEvent, Customer, User
 from portal.services import ServiceError, record
 
 log = logging.getLogger(__name__)
@@ -258,8 +260,11 @@ def price_supply_points(
         BillingRunException.objects.filter(run=run, supply_point_id__in=supply_point_ids)
         .values_list("supply_point_id", flat=True)
     )
+    # Locked until the drafts are in: a run pricing the same points at the same time
+    # waits here, then finds these drafts and reports the points as already invoiced.
     points = dict(
         SupplyPoint.objects.filter(pk__in=[i for i in supply_point_ids if i not in done])
+        .order_by("pk").select_for_update(no_key=True)
         .values_list("id", "customer_id")
     )
     outcome = PricingOutcome()
@@ -272,8 +277,12 @@ def price_supply_points(
             run=run, supply_point_id=point_id, kind=kind, message=message[:500]
         ))
 
-    # Invoiced already for an overlapping period, by another run or by hand.
-    invoiced = set(
+    # Invoiced already for an overlapping period, by another run or by hand; a draft
+    # counts too (issued with this run's, the point would be invoiced twice). Nothing
+    # else is remembered between runs: a point left out of a run, or priced by a
+    # cancelled one (whose drafts are gone), is priced again here.
+    invoiced: dict[int, str] = {}
+    for point_id, status, number, run_name in (
         Invoice.objects.filter(
             supply_point_id__in=list(points),
             kind__in=[InvoiceKind.INVOICE, InvoiceKind.SETTLEMENT],
@@ -281,11 +290,23 @@ def price_supply_points(
         )
         .exclude(status=InvoiceStatus.CANCELLED)
         .exclude(billing_run=run)
-        .values_list("supply_point_id", flat=True)
-    )
-    for point_id in invoiced:
-        problem(point_id, RunExceptionKind.ALREADY_INVOICED,
-                _("Already invoiced for part of this period."))
+        .order_by("supply_point_id", F("issue_date").desc(nulls_last=True), "pk")
+        .values_list("supply_point_id", "status", "document_number", "billing_run__name")
+    ):
+        if point_id in invoiced:
+            continue
+        if status != InvoiceStatus.DRAFT:
+            invoiced[point_id] = _("Already invoiced for part of this period (%(number)s).") % {
+                "number": number}
+        elif run_name is not None:
+            invoiced[point_id] = _(
+                "The run “%(run)s” has a draft invoice for part of this period; issue or "
+                "cancel that run first.") % {"run": run_name}
+        else:
+            invoiced[point_id] = _(
+                "A draft invoice covers part of this period; issue or delete it first.")
+    for point_id, message in invoiced.items():
+        problem(point_id, RunExceptionKind.ALREADY_INVOICED, message)
         del points[point_id]
 
     registers = [
@@ -480,6 +501,13 @@ def price_run(*, run: BillingRun) -> PricingOutcome:
     ids = list(run_supply_points(run).order_by("pk").values_list("pk", flat=True))
     for batch in chunked(ids, PRICING_BATCH):
         with transaction.atomic():
+            # The run's row stays locked while the batch is priced, so cancel() waits
+            # for the batch and deletes its drafts; the batches after it stop here.
+            if not BillingRun.objects.select_for_update().filter(
+                pk=run.pk, status=BillingRunStatus.PRICING
+            ).exists():
+                run.refresh_from_db()
+                return total
             outcome = price_supply_points(
                 run=run, supply_point_ids=batch, vat=vat, series=series
             )
@@ -532,6 +560,85 @@ def exclude(*, run: BillingRun, supply_point: SupplyPoint, by: User | None) -> i
     return changed
 
 
+# A run can be cancelled until its invoices start going out.
+CANCELLABLE = frozenset({BillingRunStatus.DRAFT, BillingRunStatus.PRICING, BillingRunStatus.REVIEW})
+CANCEL_ACTION = "billing.run_cancelled"
+
+
+def can_cancel(run: BillingRun) -> bool:
+    return run.status in CANCELLABLE
+
+
+@transaction.atomic
+def cancel(*, run: BillingRun, reason: str, by: User | None) -> BillingRun:
+    """Cancel a run before it issues anything, with the reason in the audit trail.
+
+    Its drafts are deleted (never an issued invoice), and so are the estimated
+    readings only those drafts used and nothing was read after: a courier may
+    still read that day, and a new run for the period estimates afresh. The
+    supply points are free for the next run of the period.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError(_("Say why the run is cancelled."))
+    locked = BillingRun.objects.select_for_update().get(pk=run.pk)
+    if locked.status == BillingRunStatus.ISSUING:
+        raise ServiceError(_(
+            "The run is issuing its invoices and can no longer be cancelled. Let it finish, "
+            "then correct single invoices with credit notes."
+        ))
+    if locked.status == BillingRunStatus.DONE:
+        raise ServiceError(_(
+            "The run is done and its invoices are issued; correct them with credit notes."
+        ))
+    if locked.status == BillingRunStatus.CANCELLED:
+        raise ServiceError(_("The run is cancelled already."))
+    before = locked.status
+    drafts = Invoice.objects.filter(billing_run=locked, status=InvoiceStatus.DRAFT)
+    estimates = list(
+        Reading.objects.filter(
+            source=ReadingSource.ESTIMATED,
+            pk__in=InvoiceLine.objects.filter(invoice__in=drafts).values("end_reading_id"),
+        ).values_list("pk", flat=True)
+    )
+    _count, deleted = drafts.delete()
+    used = InvoiceLine.objects.filter(
+        Q(start_reading=OuterRef("pk")) | Q(end_reading=OuterRef("pk"))
+    )
+    later = Reading.objects.valid().filter(
+        register_id=OuterRef("register_id"), read_on__gt=OuterRef("read_on")
+    )
+    dropped, _per_model = (
+        Reading.objects.filter(pk__in=estimates).exclude(Exists(used)).exclude(Exists(later))
+        .delete()
+    )
+    locked.status = BillingRunStatus.CANCELLED
+    locked.finished_at = timezone.now()
+    locked.save(update_fields=["status", "finished_at"])
+    record(
+        action=CANCEL_ACTION, actor=by, obj=locked, note=reason,
+        before={"status": before},
+        after={"status": locked.status, "drafts_deleted": deleted.get(Invoice._meta.label, 0),
+               "estimates_deleted": dropped},
+    )
+    return locked
+
+
+def cancellation(run: BillingRun) -> AuditEvent | None:
+    """Who cancelled the run, when and why; None for a run that is not cancelled."""
+    if run.status != BillingRunStatus.CANCELLED:
+        return None
+    return (
+        AuditEvent.objects.filter(
+            action=CANCEL_ACTION, object_type=BillingRun._meta.label, object_id=str(run.pk),
+            # served by the created_at index: the run's own events come after it
+            created_at__gte=run.created_at,
+        )
+        .select_related("actor")
+        .first()
+    )
+
+
 # ---------------------------------------------------------------------------
 # Issuing, rendering, delivering
 
@@ -579,7 +686,13 @@ def pending_invoice_ids(run: BillingRun) -> list[int]:
 
 
 def queue_chunks(*, run: BillingRun, chunk_size: int | None = None) -> int:
-    """Queue one issue_chunk task per chunk of pending invoices; returns how many."""
+    """Queue one issue_chunk task per chunk of pending invoices; returns how many.
+
+    A run is done when its last worker is: when the queue runs dry, the other
+    workers wait for the chunks still being rendered. So a big run's last
+    invoices (two chunks' worth) go in chunks a fifth of the size, and the
+    workers finish within a few invoices of each other.
+    """
     from billing import tasks
 
     if run.status != BillingRunStatus.ISSUING:
@@ -589,7 +702,10 @@ def queue_chunks(*, run: BillingRun, chunk_size: int | None = None) -> int:
         finish_if_complete(run=run)
         return 0
     size = chunk_size or settings.BILLING_RUN_CHUNK_SIZE
-    chunks = list(chunked(ids, size))
+    tail_chunks = 2
+    tail = size * tail_chunks if len(ids) >= size * tail_chunks * 2 else 0
+    body, rest = ids[: len(ids) - tail], ids[len(ids) - tail :]
+    chunks = [*chunked(body, size), *chunked(rest, max(1, size // 5))]
     for chunk in chunks:
         tasks.issue_chunk.delay(run.pk, list(chunk))
     return len(chunks)
@@ -617,11 +733,12 @@ def payment_reference_for(invoice: Invoice) -> str:
 
 
 def issue_one(*, run: BillingRun, invoice_id: int) -> Invoice:
-    """Issue a draft of the run with its number and payment reference, in one transaction.
+    """Issue a draft of the run with its number and payment reference, in one transaction
+    (the caller's, when there is one: process_chunk issues a whole chunk in one).
 
     An invoice issued already is returned as it is: a rerun never numbers twice.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         invoice = (
             Invoice.objects.select_for_update(of=("self",)).select_related("customer")
             .get(pk=invoice_id, billing_run=run)
@@ -639,13 +756,21 @@ def issue_one(*, run: BillingRun, invoice_id: int) -> Invoice:
 
 
 def process_chunk(*, run: BillingRun, invoice_ids: Sequence[int]) -> None:
-    """Issue, render and store, and deliver each invoice of a chunk (each step once)."""
+    """Issue a chunk's drafts together, then render and store, and deliver each invoice
+    (each step once).
+
+    The chunk is issued in one transaction, in id order: the series' counter row is
+    locked by the first number and held until the chunk's last, and the chunk costs
+    one commit instead of one per invoice. Numbers stay gapless: a failure while
+    issuing gives the whole chunk's numbers back; once committed, a rerun skips them.
+    """
     from billing import delivery, documents
 
     if run.status != BillingRunStatus.ISSUING:
         return
-    for invoice_id in invoice_ids:
-        invoice = issue_one(run=run, invoice_id=invoice_id)
+    with transaction.atomic():
+        invoices = [issue_one(run=run, invoice_id=pk) for pk in sorted(invoice_ids)]
+    for invoice in invoices:
         documents.store_invoice_pdf(invoice)
         delivery.deliver_invoice(invoice=invoice)
     finish_if_complete(run=run)

@@ -10,7 +10,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from billing import pricing
+from billing import pricing, signals
 from billing.models import (
     AdvanceInstalment,
     AdvanceSchedule,
@@ -147,6 +147,7 @@ def issue_invoice(
     locked.issued_at = timezone.now()
     locked.issued_by = issued_by
     locked.save()
+    signals.document_issued.send(sender=Invoice, invoice=locked)
     record(
         action="billing.invoice_issued",
         actor=issued_by,

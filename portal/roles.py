@@ -37,6 +37,12 @@ _BILLING_VIEW = [
     "billing.view_advanceschedule",
 ]
 
+# A customer's account: payments and the ledger (receivables).
+_RECEIVABLES_VIEW = [
+    "receivables.view_payment",
+    "receivables.view_ledgerentry",
+]
+
 # "app_label.codename" for each role.
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.CUSTOMER_SERVICE: [
@@ -51,6 +57,7 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "portal.view_changerequest",
         "portal.decide_changerequest",
         *_BILLING_VIEW,
+        *_RECEIVABLES_VIEW,
     ],
     Role.BILLING: [
         *_OFFICE_BASICS,
@@ -65,8 +72,25 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "billing.view_billingrun",
         "billing.add_billingrun",
         "billing.change_billingrun",
+        *_RECEIVABLES_VIEW,
     ],
-    Role.COLLECTIONS: [*_OFFICE_BASICS, *_BILLING_VIEW],
+    Role.COLLECTIONS: [
+        *_OFFICE_BASICS,
+        *_BILLING_VIEW,
+        *_RECEIVABLES_VIEW,
+        # Manual payments, matching, refunds and reversals (receivables.office).
+        "receivables.add_payment",
+        "receivables.change_payment",
+        # Statements and collectors' files (receivables.office_files).
+        "receivables.view_paymentimport",
+        "receivables.add_paymentimport",
+        # Dunning (receivables.dunning_office).
+        "receivables.view_dunningpolicy",
+        "receivables.view_dunningnotice",
+        "receivables.change_dunningnotice",
+        "receivables.view_letterbatch",
+        "receivables.add_letterbatch",
+    ],
     Role.METER_READING: [
         *_OFFICE_BASICS,
         "meters.view_supplypoint",

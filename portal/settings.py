@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "portal",
     "meters",
     "billing",
+    "receivables",
     "notifications",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -391,6 +392,9 @@ SMS_TWILIO_BASE_URL = envstr("SMS_TWILIO_BASE_URL", "https://api.twilio.com")
 SMS_LOG_FILE = Path(envstr("SMS_LOG_FILE", str(BASE_DIR / "var" / "sms.log")))
 OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 5)
 
+# Receivables: the largest statement or collection file accepted (bytes).
+PAYMENT_IMPORT_MAX_BYTES = envint("PAYMENT_IMPORT_MAX_BYTES", 100 * 1024**2)
+
 # --- Billing ----------------------------------------------------------------
 
 # What one paper invoice costs to post (operator's currency): the run page reports
@@ -400,6 +404,15 @@ BILLING_POSTAGE_PER_LETTER = envdecimal("BILLING_POSTAGE_PER_LETTER", "2.50")
 BILLING_RUN_CHUNK_SIZE = envint("BILLING_RUN_CHUNK_SIZE", 25)
 # Letters per print batch (one merged PDF each).
 BILLING_PRINT_BATCH_SIZE = envint("BILLING_PRINT_BATCH_SIZE", 500)
+
+# --- Dunning ----------------------------------------------------------------
+
+# Registered dunning letters take S10 numbers from the ranges (admin: S10 ranges)
+# of this service indicator and the postal operator's country.
+DUNNING_S10_PREFIX = envstr("DUNNING_S10_PREFIX", "RR").upper()
+DUNNING_S10_COUNTRY = envstr("DUNNING_S10_COUNTRY", OPERATOR_COUNTRY).upper()
+# The "pay by" date a notice names: this many days after it is sent.
+DUNNING_PAY_WITHIN_DAYS = envint("DUNNING_PAY_WITHIN_DAYS", 10)
 
 # --- Logging ----------------------------------------------------------------
 

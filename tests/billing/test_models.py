@@ -198,3 +198,19 @@ def test_it_publishes_a_draft_version_from_the_admin(
     })
     draft.refresh_from_db()
     assert draft.is_published
+
+
+def test_the_database_guard_names_every_frozen_column(db: None) -> None:
+    """A new Invoice field must be added to the guard (migration 0004 builds its list)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'billing_invoice_guard'")
+        (source,) = cursor.fetchone()
+    keep = {"status", "updated_at", "payment_reference", "pdf", "pdf_sha256"}
+    missing = [
+        f.column for f in Invoice._meta.concrete_fields
+        if f.attname not in keep and f"NEW.{f.column}," not in source + ","
+        and f"NEW.{f.column})" not in source
+    ]
+    assert not missing, f"billing_invoice_guard does not compare {missing}: add a migration"

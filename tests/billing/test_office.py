@@ -247,3 +247,143 @@ def test_the_progress_poll_costs_two_queries_and_refreshes_when_done(
 
     BillingRun.objects.filter(pk=run.pk).update(status=BillingRunStatus.DONE)
     assert client.get(url, HTTP_HX_REQUEST="true")["HX-Refresh"] == "true"
+
+
+# ---------------------------------------------------------------------------
+# The run's invoices, and cancelling a run
+
+
+def test_the_run_page_lists_its_invoices_in_a_fixed_number_of_queries(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client],
+    django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any,
+) -> None:
+    client = client_for(clerk)
+    _issued(run, client, django_capture_on_commit_callbacks)
+    url = reverse("billing-office:run-detail", args=[run.public_id])
+    client.get(url)  # warm the session and permission caches
+    # the run, the progress counts, the totals, the problems, the open problems, the print
+    # batches, the paginator's count, one page of invoices with customer and supply point
+    with django_assert_num_queries(OFFICE_OVERHEAD + 8):
+        response = client.get(url)
+    text = response.content.decode()
+    assert "FV-2026-000001" in text and "RO005E000000000001" in text
+
+
+def _cancel_url(run: BillingRun) -> str:
+    return reverse("billing-office:run-cancel", args=[run.public_id])
+
+
+def test_a_clerk_cancels_a_run_with_a_reason_and_the_page_says_so(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    client = client_for(clerk)
+    page = client.get(reverse("billing-office:run-detail", args=[run.public_id]))
+    assert "Cancel the run and delete its drafts" in page.content.decode()
+
+    response = client.post(_cancel_url(run), {"reason": "The January readings came late."},
+                           follow=True)
+
+    text = response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("billing-office:run-detail",
+                                                     args=[run.public_id])
+    assert "The run is cancelled; its draft invoices are deleted." in text
+    assert "The January readings came late." in text
+    assert "Cancelled before issuing" in text
+    assert "Cancel the run and delete its drafts" not in text
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.CANCELLED
+    assert not run.invoices.exists()
+
+
+def test_cancelling_answers_htmx_with_a_redirect_to_the_run(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    response = client_for(clerk).post(_cancel_url(run), {"reason": "Duplicate"},
+                                      HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == reverse("billing-office:run-detail", args=[run.public_id])
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.CANCELLED
+
+
+def test_it_asks_why_next_to_the_field_and_cancels_nothing(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    response = client_for(clerk).post(_cancel_url(run), {"reason": "  "})
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert '<details class="cancel-run" open>' in text
+    assert "This field is required." in text
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW
+    assert run.invoices.count() == 1
+
+
+def test_it_keeps_a_too_long_reason_and_says_so(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    reason = "Late readings " * 30
+    response = client_for(clerk).post(_cancel_url(run), {"reason": reason})
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Ensure this value has at most 300 characters" in text
+    assert reason.strip() in text
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW
+
+
+def test_it_will_not_cancel_a_run_that_is_issuing(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    BillingRun.objects.filter(pk=run.pk).update(status=BillingRunStatus.ISSUING)
+    client = client_for(clerk)
+    response = client.post(_cancel_url(run), {"reason": "Too late"}, follow=True)
+    text = response.content.decode()
+    assert "The run is issuing its invoices and can no longer be cancelled." in text
+    assert "Cancel the run and delete its drafts" not in text
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.ISSUING
+    assert run.invoices.count() == 1
+
+
+def test_a_customer_finds_no_cancel_page(
+    run: BillingRun, alice: User, client_for: Callable[[User], Client]
+) -> None:
+    assert client_for(alice).post(_cancel_url(run), {"reason": "Mine"}).status_code == 404
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW
+
+
+@pytest.mark.parametrize("role", [Role.METER_READING, Role.CUSTOMER_SERVICE, Role.ADMINISTRATOR])
+def test_staff_without_the_run_permission_may_not_cancel(
+    role: Role, run: BillingRun, make_staff: Callable[[Role], User],
+    client_for: Callable[[User], Client],
+) -> None:
+    client = client_for(make_staff(role))
+    assert client.post(_cancel_url(run), {"reason": "Not mine"}).status_code == 403
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW
+    assert run.invoices.count() == 1
+    if role == Role.ADMINISTRATOR:  # sees runs, but is not offered what it may not do
+        page = client.get(reverse("billing-office:run-detail", args=[run.public_id]))
+        assert page.status_code == 200
+        assert "Cancel the run" not in page.content.decode()
+
+
+def test_cancelling_only_accepts_post(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    assert client_for(clerk).get(_cancel_url(run)).status_code == 405
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW
+
+
+def test_a_reason_missing_from_an_htmx_cancel_comes_back_in_the_review_fragment(
+    run: BillingRun, clerk: User, client_for: Callable[[User], Client]
+) -> None:
+    response = client_for(clerk).post(_cancel_url(run), {"reason": ""}, HTTP_HX_REQUEST="true")
+    text = response.content.decode()
+    assert response.status_code == 200  # htmx swaps only a successful answer
+    assert "<h1>" not in text and 'id="run-review"' in text
+    assert "This field is required." in text
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW

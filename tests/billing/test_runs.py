@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -10,16 +11,19 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection, transaction
 from django.utils import timezone
 from pypdf import PdfReader
 
-from billing import runs
+from billing import pricing, runs, services
 from billing.models import (
     BillingRun,
     BillingRunStatus,
     DeliveryChannel,
     Invoice,
     InvoiceDelivery,
+    InvoiceLine,
+    InvoiceSeries,
     InvoiceStatus,
     PriceList,
     PrintBatch,
@@ -36,7 +40,7 @@ from meters.models import (
     SupplyPoint,
 )
 from notifications.models import OutboxMessage
-from portal.models import Customer, User
+from portal.models import AuditEvent, Customer, User
 from portal.roles import Role
 from portal.services import ServiceError
 from tests.conftest import make_customer
@@ -311,7 +315,8 @@ def test_a_chunk_killed_midway_leaves_no_gap_and_no_duplicate_when_rerun(
         runs.issue_all(run=run, by=billing_clerk)
     run.refresh_from_db()
     assert run.status == BillingRunStatus.ISSUING
-    assert run.invoices.issued().count() == 2
+    # The first chunk was issued together (numbers 1-3), then its first invoice went out.
+    assert run.invoices.issued().count() == 3
     assert InvoiceDelivery.objects.count() == 1
 
     # The task is delivered again: the run finishes.
@@ -361,3 +366,233 @@ def test_it_refuses_a_run_that_matches_no_supply_point(
     with pytest.raises(ServiceError, match="No supply point"):
         start(billing_clerk, service=Service.WATER)
     assert not BillingRun.objects.exists()
+
+
+# ---------------------------------------------------------------------------
+# Cancelling a run before it issues
+
+
+def _audit_of_cancel(run: BillingRun) -> AuditEvent:
+    return AuditEvent.objects.get(action="billing.run_cancelled", object_id=str(run.pk))
+
+
+def test_it_cancels_a_run_under_review_and_deletes_its_drafts_and_estimates(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    run = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    estimate = Reading.objects.get(register=scene["estimated_register"], read_on=PERIOD[1])
+
+    runs.cancel(run=run, reason="  Wrong price list for January.  ", by=billing_clerk)
+
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.CANCELLED
+    assert not Invoice.objects.filter(billing_run=run).exists()
+    assert not InvoiceLine.objects.exists()
+    # The estimate only the drafts used goes with them: a courier may still read that day.
+    assert not Reading.objects.filter(pk=estimate.pk).exists()
+    event = _audit_of_cancel(run)
+    assert (event.actor, event.note) == (billing_clerk, "Wrong price list for January.")
+    assert event.before == {"status": "review"}
+    assert event.after == {"status": "cancelled", "drafts_deleted": 2, "estimates_deleted": 1}
+    assert runs.cancellation(run) == event
+    # Nothing can be done with it any more.
+    with pytest.raises(ServiceError, match="only a run under review"):
+        runs.issue_all(run=run, by=billing_clerk)
+    with pytest.raises(ServiceError, match="cancelled already"):
+        runs.cancel(run=run, reason="Again", by=billing_clerk)
+
+
+def test_cancelling_keeps_an_estimate_a_later_reading_follows(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    run = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    estimate = Reading.objects.get(register=scene["estimated_register"], read_on=PERIOD[1])
+    # The next reading's consumption counts from the estimate: it stays.
+    read(scene["estimated_register"], date(2026, 2, 3), "900")
+
+    runs.cancel(run=run, reason="Wrong period", by=billing_clerk)
+
+    assert Reading.objects.filter(pk=estimate.pk).exists()
+    assert _audit_of_cancel(run).after["estimates_deleted"] == 0
+
+
+def test_cancelling_never_deletes_an_issued_invoice(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    run = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    draft = run.invoices.get(supply_point=scene["read"])
+    issued = services.issue_invoice(invoice=draft, issued_by=billing_clerk)
+
+    runs.cancel(run=run, reason="Started twice", by=billing_clerk)
+
+    assert list(Invoice.objects.filter(billing_run=run)) == [issued]
+    assert issued.lines.count() == 3
+
+
+@pytest.mark.parametrize("issued", [False, True], ids=["issuing", "done"])
+def test_it_refuses_to_cancel_a_run_once_issuing_started(
+    issued: bool, scene: dict[str, Any], billing_clerk: User,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    run = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    for point in (scene["unread"], scene["flagged"]):
+        runs.exclude(run=run, supply_point=point, by=billing_clerk)
+    if issued:
+        issue(django_capture_on_commit_callbacks, run, billing_clerk)
+    else:
+        runs.issue_all(run=run, by=billing_clerk)  # the issuing tasks are still queued
+    before = list(run.invoices.values_list("pk", "status"))
+
+    message = "credit notes" if issued else "issuing its invoices and can no longer be cancelled"
+    with pytest.raises(ServiceError, match=message):
+        runs.cancel(run=run, reason="Too late", by=billing_clerk)
+
+    run.refresh_from_db()
+    assert run.status == (BillingRunStatus.DONE if issued else BillingRunStatus.ISSUING)
+    assert list(run.invoices.values_list("pk", "status")) == before
+    assert not AuditEvent.objects.filter(action="billing.run_cancelled").exists()
+
+
+def test_it_wants_a_reason_to_cancel(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    run = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    with pytest.raises(ServiceError, match="Say why"):
+        runs.cancel(run=run, reason="   ", by=billing_clerk)
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.REVIEW
+    assert run.invoices.count() == 2
+
+
+def test_a_run_cancelled_while_pricing_prices_no_further_batch(
+    scene: dict[str, Any], billing_clerk: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs, "PRICING_BATCH", 1)
+    run = start(billing_clerk)  # the pricing task is queued, not run
+    assert run.status == BillingRunStatus.PRICING
+
+    runs.cancel(run=run, reason="Wrong period", by=billing_clerk)
+    # The task had loaded the run before staff cancelled it.
+    runs.price_run(run=run)
+
+    run.refresh_from_db()
+    assert run.status == BillingRunStatus.CANCELLED
+    assert not run.invoices.exists()
+    assert not run.exceptions.exists()
+
+
+# ---------------------------------------------------------------------------
+# Supply points the last run did not invoice
+
+
+def _invoice_count(point: SupplyPoint) -> int:
+    return Invoice.objects.filter(supply_point=point, period_start=PERIOD[0]).count()
+
+
+def test_a_point_left_out_is_priced_by_the_next_run_and_an_invoiced_one_is_not(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    for point in (scene["unread"], scene["flagged"]):
+        runs.exclude(run=first, supply_point=point, by=billing_clerk)
+    issue(django_capture_on_commit_callbacks, first, billing_clerk)
+    numbers = dict(first.invoices.values_list("supply_point_id", "document_number"))
+    # Meanwhile the unread meter was read and the flagged reading reviewed.
+    register = Register.objects.get(meter__supply_point=scene["unread"])
+    read(register, date(2025, 12, 31), "40")
+    read(register, date(2026, 1, 31), "95")
+    Reading.objects.filter(status=ReadingStatus.FLAGGED).update(status=ReadingStatus.ACCEPTED)
+
+    second = priced_run(django_capture_on_commit_callbacks, billing_clerk, name="January, late")
+
+    assert set(second.invoices.values_list("supply_point_id", flat=True)) == {
+        scene["unread"].pk, scene["flagged"].pk}
+    assert second.invoices.get(supply_point=scene["unread"]).lines.get(position=1).quantity \
+        == D("55")
+    problems = {e.supply_point_id: e for e in second.exceptions.all()}
+    assert set(problems) == {scene["read"].pk, scene["estimated"].pk}
+    for point_id, problem in problems.items():
+        assert problem.kind == RunExceptionKind.ALREADY_INVOICED
+        assert numbers[point_id] in problem.message
+    assert [_invoice_count(scene[name]) for name in ("read", "estimated", "unread", "flagged")] \
+        == [1, 1, 1, 1]
+
+
+def test_the_points_of_a_cancelled_run_are_priced_by_the_next_run(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = priced_run(django_capture_on_commit_callbacks, billing_clerk)
+    runs.cancel(run=first, reason="Wrong period", by=billing_clerk)
+
+    second = priced_run(django_capture_on_commit_callbacks, billing_clerk, name="January, again")
+
+    assert set(second.invoices.values_list("supply_point_id", flat=True)) == {
+        scene["read"].pk, scene["estimated"].pk}
+    assert set(second.exceptions.values_list("kind", flat=True)) == {
+        RunExceptionKind.MISSING_READING, RunExceptionKind.FLAGGED_READING}
+    # Estimated again, as the first time (the first estimate went with the cancel).
+    (estimate,) = Reading.objects.filter(register=scene["estimated_register"],
+                                         source=ReadingSource.ESTIMATED)
+    assert estimate.value == D("877")
+    assert second.invoices.get(supply_point=scene["estimated"]).lines.get(position=1) \
+        .end_reading == estimate
+
+
+def test_a_draft_of_another_open_run_keeps_the_point_out_of_a_new_run(
+    scene: dict[str, Any], billing_clerk: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    priced_run(django_capture_on_commit_callbacks, billing_clerk)  # under review
+
+    second = priced_run(django_capture_on_commit_callbacks, billing_clerk, name="January bis")
+
+    assert not second.invoices.exists()
+    already = second.exceptions.filter(kind=RunExceptionKind.ALREADY_INVOICED)
+    assert set(already.values_list("supply_point_id", flat=True)) == {
+        scene["read"].pk, scene["estimated"].pk}
+    assert all("The run “January 2026” has a draft invoice" in e.message for e in already)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_pricing_the_same_point_at_once_invoice_it_once(
+    scene: dict[str, Any], billing_clerk: User
+) -> None:
+    def pricing_run(name: str) -> BillingRun:
+        return BillingRun.objects.create(
+            name=name, period_start=PERIOD[0], period_end=PERIOD[1],
+            service=Service.ELECTRICITY, status=BillingRunStatus.PRICING,
+        )
+
+    first, second = pricing_run("January"), pricing_run("January, by a colleague")
+    point, series = scene["read"], InvoiceSeries.objects.get(code="FV")
+    started = threading.Event()
+    outcomes: list[runs.PricingOutcome] = []
+    errors: list[BaseException] = []
+
+    def price_second() -> None:
+        try:
+            connection.ensure_connection()
+            started.set()
+            with transaction.atomic():
+                outcomes.append(runs.price_supply_points(
+                    run=second, supply_point_ids=[point.pk], vat=pricing.load_vat_table(),
+                    series=series,
+                ))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    colleague = threading.Thread(target=price_second)
+    with transaction.atomic():
+        runs.price_supply_points(run=first, supply_point_ids=[point.pk],
+                                 vat=pricing.load_vat_table(), series=series)
+        colleague.start()
+        started.wait(timeout=10)
+        colleague.join(timeout=1)
+        assert colleague.is_alive()  # waits for the first run's drafts
+    colleague.join(timeout=30)
+
+    assert errors == []
+    assert [(o.invoices, o.exceptions) for o in outcomes] == [(0, 1)]
+    assert list(Invoice.objects.values_list("billing_run__name", flat=True)) == ["January"]
+    assert second.exceptions.get().kind == RunExceptionKind.ALREADY_INVOICED
