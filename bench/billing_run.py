@@ -172,10 +172,13 @@ def main() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     # Development settings (the test settings pin MEDIA_ROOT to the tests' folder): the
-    # bench's PDFs go to their own folder, e-mails stay in memory, tasks go to the broker.
+    # bench's PDFs go to their own folder, tasks go to the broker, e-mails are built with
+    # their attachments and dropped (the locmem backend would keep every one, PDF and all,
+    # in the worker that sent it: a worker's memory would grow with the run for no reason
+    # of ours).
     os.environ["GUICHET_ENV"] = "development"
     os.environ["MEDIA_ROOT"] = str(ROOT / "var" / "bench-media")
-    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     from portal import embedded
 

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from billing.models import Invoice
+from portal.models import User
 from portal.services import ServiceError
 from receivables import signals
 from receivables.ledger import open_items
@@ -90,9 +91,10 @@ def enter_payment(payment: Payment) -> None:
 @transaction.atomic
 def allocate(
     *, payment: Payment, invoice: Invoice, amount: Decimal | None = None,
-    method: str = MatchMethod.MANUAL, by: object = None,
+    method: str = MatchMethod.MANUAL, by: User | None = None,
 ) -> Allocation:
     """Apply (part of) a payment's unallocated money to one open invoice of its customer."""
+    lock_allocations()
     locked = Payment.objects.select_for_update().get(pk=payment.pk)
     # Lock the document, then read what is open on it (FOR UPDATE cannot go with GROUP BY).
     list(Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk"))
@@ -102,21 +104,22 @@ def allocate(
     if locked.customer_id is not None and locked.customer_id != item.customer_id:
         raise ServiceError(_("The payment belongs to another customer."))
     available = locked.unallocated
-    amount = min(available, item.open_amount) if amount is None else amount
+    open_amount: Decimal = item.open_amount  # type: ignore[attr-defined]  # annotated
+    amount = min(available, open_amount) if amount is None else amount
     if amount <= ZERO:
         raise ServiceError(_("The payment has no money left to allocate."))
     if amount > available:
         raise ServiceError(
             _("Only %(available)s of the payment is not allocated yet.") % {"available": available}
         )
-    if amount > item.open_amount:
+    if amount > open_amount:
         raise ServiceError(
             _("Only %(open)s is open on %(number)s.")
-            % {"open": item.open_amount, "number": item.document_number}
+            % {"open": open_amount, "number": item.document_number}
         )
     allocation = Allocation.objects.create(
         payment=locked, invoice=item, amount=amount, method=method,
-        created_by=by if getattr(by, "pk", None) else None,
+        created_by=by if by is not None and by.pk else None,
     )
     newly_matched = locked.customer_id is None
     locked.customer_id = item.customer_id

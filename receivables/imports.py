@@ -332,7 +332,7 @@ def post_file(imp: PaymentImport, *, by: User | None = None) -> PaymentImport:
                           "unmatched": outcome.unmatched, "already_posted": outcome.duplicates})
     except matching.PostingFailed as failure:
         PaymentImport.objects.filter(pk=imp.pk, status=ImportStatus.POSTING).update(
-            status=ImportStatus.FAILED, problem=failure.message
+            status=ImportStatus.FAILED, problem=str(failure)
         )
     else:
         drop_stage(imp)

@@ -78,9 +78,11 @@ def open_items(customer_ids: Any = None) -> QuerySet[Invoice]:
         items = items.filter(customer=customer_ids)
     elif customer_ids is not None:
         items = items.filter(customer__in=customer_ids)
-    money = DecimalField(max_digits=14, decimal_places=2)
     return items.annotate(
-        paid=Coalesce(Sum("allocations__amount"), Value(ZERO), output_field=money),
+        paid=Coalesce(
+            Sum("allocations__amount"), Value(ZERO),
+            output_field=DecimalField(max_digits=14, decimal_places=2),
+        ),
     ).annotate(open_amount=F("amount_due") - F("paid")).filter(~Q(open_amount=0))
 
 
@@ -137,7 +139,3 @@ def _customer_currency(customer: Customer) -> str:
         "currency", flat=True
     ).first()
     return last or ""
-
-
-def entry_kinds() -> dict[str, str]:
-    return dict(EntryKind.choices)

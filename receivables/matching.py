@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.utils.translation import gettext as _
@@ -272,7 +273,7 @@ def post_staged(*, table: str, imp: PaymentImport, by: User | None) -> Outcome:
     collector = imp.collector
     source = collector.code
     channel = Channel.BANK if collector.kind == CollectorKind.BANK else Channel.COLLECTOR
-    params = {
+    params: dict[str, Any] = {
         "source": source, "channel": channel, "import_id": imp.pk,
         "user_id": by.pk if by is not None else None,
         "reason": _("same amount, due near the payment date"),

@@ -35,7 +35,7 @@ from billing.pricing import CURRENCY_EXPONENTS
 from meters.models import SupplyPoint
 from portal.models import Customer, User
 from portal.services import ServiceError, record, snapshot
-from receivables.allocation import allocate, enter_payment, settle_invoices
+from receivables.allocation import allocate, enter_payment, lock_allocations, settle_invoices
 from receivables.ledger import open_items
 from receivables.models import (
     ZERO,
@@ -522,6 +522,7 @@ def reverse_payment(*, payment: Payment, reason: str, by: User) -> Payment:
         if row["total"] != ZERO
     ]
     invoice_ids = [invoice_id for invoice_id, _total in per_invoice]
+    lock_allocations()
     list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).values_list("pk"))
     actor = by if getattr(by, "pk", None) else None
     reversal = Payment.objects.create(
